@@ -1,0 +1,221 @@
+"""2-D convolution (cross-correlation), NCHW, no padding.
+
+The computation is organised around kernel rows rather than a full im2col.
+For a kernel of ``kh x kw`` taps, im2col copies every input value ``kh * kw``
+times and multiplies a ``C*kh*kw``-deep matrix by only ``O`` output channels;
+with the paper's 25-channel layers that GEMM is too thin to run fast and the
+copy dominates. Instead:
+
+1. ``E[c, j, n, r, w] = x[n, c, r, s*w + d*j]`` expands the input along the
+   kernel *columns* only (``kw`` copies, not ``kh*kw``);
+2. one GEMM ``Z = Wr @ E`` with ``Wr[(i, o), (c, j)] = W[o, c, i, j]`` gives
+   every kernel row's partial sum at every input row (``kh*O`` rows: a
+   well-shaped GEMM);
+3. ``y[n, o, h, w] = sum_i Z[i, o, n, s*h + d*i, w]`` adds ``kh`` row-shifted
+   slices.
+
+Backward mirrors it: ``dZ`` holds ``dy`` shifted into the ``kh`` row slots,
+``dWr = dZ @ E.T`` and ``dE = Wr.T @ dZ``, which is scattered back with ``kw``
+column-shifted adds. ``E`` is recomputed in backward rather than kept: it is
+``kw`` times the size of the input.
+
+The work is split into chunks (groups of images, or bands of output rows of
+one large image) whose temporaries fit in cache, and those temporaries are
+reused between calls (see ``_workspace``). All of it is plain ``xp`` code, the
+same on NumPy and CuPy.
+"""
+
+from .. import _workspace
+from ..autograd import Function
+from ..backend import get_array_module
+from ._checks import check_array, check_same_dtype, output_size, pair
+
+# Bytes of row-partial sums ``Z`` per chunk: small enough to stay in a CPU's
+# L2/L3 cache, which measured 1.3-1.9x faster than one whole-batch GEMM.
+CPU_CHUNK_BYTES = 8 * 2 ** 20
+GPU_CHUNK_BYTES = 512 * 2 ** 20
+
+
+def _as_strided(xp, array, shape, strides):
+    return xp.lib.stride_tricks.as_strided(array, shape=shape, strides=strides)
+
+
+def _chunks(n_images, out_height, in_height, geometry, row_bytes, xp):
+    """Split the work into (first image, last image, first row, last row)."""
+    kh, stride, dilation = geometry
+    budget = CPU_CHUNK_BYTES if xp.__name__ == "numpy" else GPU_CHUNK_BYTES
+    image_bytes = row_bytes * in_height
+    if image_bytes <= budget:
+        per_chunk = max(1, budget // image_bytes)
+        return [(n, min(n + per_chunk, n_images), 0, out_height)
+                for n in range(0, n_images, per_chunk)]
+    halo = dilation * (kh - 1) + 1 - stride
+    rows = max(1, (budget // row_bytes - halo) // stride)
+    return [(n, n + 1, h, min(h + rows, out_height))
+            for n in range(n_images) for h in range(0, out_height, rows)]
+
+
+def _expand_columns(xp, x, kw, out_width, stride, dilation, name):
+    """``E[c, j, n, r, w] = x[n, c, r, stride*w + dilation*j]`` in a reused buffer."""
+    n, c, h, _ = x.shape
+    s0, s1, s2, s3 = x.strides
+    view = _as_strided(xp, x, (c, kw, n, h, out_width),
+                       (s1, s3 * dilation, s0, s2, s3 * stride))
+    expanded = _workspace.scratch(name, view.shape, x.dtype, xp)
+    expanded[...] = view
+    return expanded.reshape(c * kw, n * h * out_width)
+
+
+class Convolution2D(Function):
+    """Cross-correlation of NCHW images with OIHW weights, optional bias."""
+
+    def __init__(self, stride, dilation):
+        self.stride = stride
+        self.dilation = dilation
+
+    def _plan(self, x, weight):
+        n, c, h, width = x.shape
+        o, _, kh, kw = weight.shape
+        (sh, sw), (dh, dw) = self.stride, self.dilation
+        oh = (h - dh * (kh - 1) - 1) // sh + 1
+        ow = (width - dw * (kw - 1) - 1) // sw + 1
+        # Bytes per input row of one image in the larger temporary (Z or E).
+        row_bytes = max(kh * o, c * kw) * ow * x.dtype.itemsize
+        xp = get_array_module(x)
+        return oh, ow, _chunks(n, oh, h, (kh, sh, dh), row_bytes, xp)
+
+    def _slab(self, x, kh, h0, h1):
+        (sh, _), (dh, _) = self.stride, self.dilation
+        return slice(sh * h0, sh * (h1 - 1) + dh * (kh - 1) + 1)
+
+    def forward(self, x, weight, bias=None):
+        xp = get_array_module(x)
+        o, c, kh, kw = weight.shape
+        (sh, sw), (dh, dw) = self.stride, self.dilation
+        oh, ow, chunks = self._plan(x, weight)
+        # Wr[(i, o), (c, j)] = W[o, c, i, j]
+        w_rows = weight.transpose(2, 0, 1, 3).reshape(kh * o, c * kw)
+        y = xp.empty((x.shape[0], o, oh, ow), dtype=x.dtype)
+        for n0, n1, h0, h1 in chunks:
+            slab = x[n0:n1, :, self._slab(x, kh, h0, h1)]
+            expanded = _expand_columns(xp, slab, kw, ow, sw, dw, "conv_E")
+            partial = _workspace.scratch(
+                "conv_Z", (kh * o, expanded.shape[1]), x.dtype, xp)
+            xp.matmul(w_rows, expanded, out=partial)
+            partial = partial.reshape(kh, o, n1 - n0, slab.shape[2], ow)
+            out = y[n0:n1, :, h0:h1].transpose(1, 0, 2, 3)
+            rows = h1 - h0
+            out[...] = partial[0, :, :, 0:sh * (rows - 1) + 1:sh]
+            for i in range(1, kh):
+                start = dh * i
+                xp.add(out, partial[i, :, :, start:start + sh * (rows - 1) + 1:sh],
+                       out=out)
+        if bias is not None:
+            y += bias.reshape(1, -1, 1, 1)
+        if any(self.needs_input_grad):
+            self.saved = (x, weight)
+        return y
+
+    def backward(self, grad_y):
+        x, weight = self.saved
+        xp = get_array_module(x)
+        o, c, kh, kw = weight.shape
+        (sh, sw), (dh, dw) = self.stride, self.dilation
+        need_x, need_w = self.needs_input_grad[:2]
+        need_b = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
+        oh, ow, chunks = self._plan(x, weight)
+        w_rows = weight.transpose(2, 0, 1, 3).reshape(kh * o, c * kw)
+        grad_w_rows = xp.zeros((kh * o, c * kw), dtype=x.dtype) if need_w else None
+        grad_x = xp.zeros_like(x) if need_x else None
+        for n0, n1, h0, h1 in chunks:
+            rows_in = self._slab(x, kh, h0, h1)
+            slab = x[n0:n1, :, rows_in]
+            n, in_rows = n1 - n0, slab.shape[2]
+            rows = h1 - h0
+            # dZ[i, o, n, s*h + d*i, w] = dy[n, o, h, w]; zero elsewhere.
+            grad_partial = _workspace.scratch(
+                "conv_dZ", (kh, o, n, in_rows, ow), x.dtype, xp)
+            grad_partial.fill(0)
+            grad_out = grad_y[n0:n1, :, h0:h1].transpose(1, 0, 2, 3)
+            for i in range(kh):
+                start = dh * i
+                grad_partial[i, :, :, start:start + sh * (rows - 1) + 1:sh] = grad_out
+            grad_partial = grad_partial.reshape(kh * o, n * in_rows * ow)
+            if need_w:
+                expanded = _expand_columns(xp, slab, kw, ow, sw, dw, "conv_E")
+                grad_w_rows += grad_partial @ expanded.T
+            if need_x:
+                grad_expanded = _workspace.scratch(
+                    "conv_dE", (c * kw, n * in_rows * ow), x.dtype, xp)
+                xp.matmul(w_rows.T, grad_partial, out=grad_expanded)
+                grad_expanded = grad_expanded.reshape(c, kw, n, in_rows, ow)
+                target = grad_x[n0:n1, :, rows_in].transpose(1, 0, 2, 3)
+                for j in range(kw):
+                    start = dw * j
+                    cols = target[..., start:start + sw * (ow - 1) + 1:sw]
+                    xp.add(cols, grad_expanded[:, j], out=cols)
+        grad_w = None
+        if need_w:
+            grad_w = xp.ascontiguousarray(
+                grad_w_rows.reshape(kh, o, c, kw).transpose(1, 2, 0, 3))
+        grad_b = grad_y.sum(axis=(0, 2, 3)) if need_b else None
+        return grad_x, grad_w, grad_b
+
+
+def conv2d(x, weight, bias=None, stride=1, dilation=1):
+    """2-D convolution (cross-correlation) without padding.
+
+    Parameters
+    ----------
+    x : Variable or ndarray of shape (N, C, H, W)
+        Input images, floating point.
+    weight : Variable or ndarray of shape (O, C, KH, KW)
+        Filters.
+    bias : Variable or ndarray of shape (O,), optional
+        Added to every output position of each channel.
+    stride : int or (int, int), default=1
+        Step between applications of the kernel.
+    dilation : int or (int, int), default=1
+        Spacing between kernel taps ("a trous" convolution).
+
+    Returns
+    -------
+    Variable of shape (N, O, OH, OW)
+        With ``OH = (H - dilation*(KH-1) - 1) // stride + 1`` and likewise
+        ``OW``. Use :func:`pad` first for a padded convolution.
+
+    Raises
+    ------
+    TypeError
+        For non-floating or mismatched dtypes, or non-integer stride/dilation.
+    ValueError
+        For wrong ranks, mismatched channels or bias, or a kernel that does
+        not fit in the input.
+    """
+    check_array("conv2d: x", x, 4)
+    check_array("conv2d: weight", weight, 4)
+    stride = pair("conv2d: stride", stride, 1)
+    dilation = pair("conv2d: dilation", dilation, 1)
+    if x.shape[1] != weight.shape[1]:
+        raise ValueError(
+            f"conv2d: x has {x.shape[1]} channels (shape {tuple(x.shape)}) but "
+            f"weight expects {weight.shape[1]} (shape {tuple(weight.shape)})")
+    arrays = {"x": x, "weight": weight}
+    if bias is not None:
+        check_array("conv2d: bias", bias, 1)
+        if bias.shape[0] != weight.shape[0]:
+            raise ValueError(f"conv2d: bias has shape {tuple(bias.shape)}, "
+                             f"expected ({weight.shape[0]},) for weight of "
+                             f"shape {tuple(weight.shape)}")
+        arrays["bias"] = bias
+    check_same_dtype(**arrays)
+    for axis, size, k, s, d in (("vertical", x.shape[2], weight.shape[2],
+                                 stride[0], dilation[0]),
+                                ("horizontal", x.shape[3], weight.shape[3],
+                                 stride[1], dilation[1])):
+        output_size(f"conv2d (x shape {tuple(x.shape)}, weight shape "
+                    f"{tuple(weight.shape)})", size, k, s, d, axis)
+    function = Convolution2D(stride, dilation)
+    if bias is None:
+        return function(x, weight)
+    return function(x, weight, bias)

@@ -1,0 +1,99 @@
+"""Softmax cross-entropy over per-pixel class scores, with ignored pixels."""
+
+import numpy as np
+
+from ..autograd import Function, Variable
+from ..backend import get_array_module, is_gpu_array
+from ._checks import check_array, check_same_dtype
+
+
+class SoftmaxCrossEntropy(Function):
+    def forward(self, scores, targets, class_weight=None):
+        xp = get_array_module(scores)
+        shifted = scores - scores.max(axis=1, keepdims=True)
+        exp = xp.exp(shifted)
+        total = exp.sum(axis=1, keepdims=True)
+        valid = targets >= 0
+        safe_targets = xp.where(valid, targets, 0)[:, None]
+        log_p = (xp.take_along_axis(shifted, safe_targets, axis=1)
+                 - xp.log(total))[:, 0]
+        weight = valid.astype(scores.dtype)
+        if class_weight is not None:
+            weight *= class_weight[safe_targets[:, 0]]
+        # The normaliser of a weighted mean; 1 when no pixel counts, which
+        # turns an all-ignored batch into a zero loss with zero gradient.
+        normaliser = xp.maximum(weight.sum(), scores.dtype.type(np.finfo(
+            scores.dtype).tiny))
+        loss = -(weight * log_p).sum() / normaliser
+        if self.needs_input_grad[0]:
+            self.saved = (exp / total, safe_targets, weight / normaliser)
+        return loss
+
+    def backward(self, grad_loss):
+        xp = get_array_module(grad_loss)
+        probabilities, safe_targets, pixel_weight = self.saved
+        classes = xp.arange(probabilities.shape[1]).reshape(
+            (1, -1) + (1,) * (probabilities.ndim - 2))
+        grad = probabilities
+        grad -= classes == safe_targets
+        grad *= (pixel_weight * grad_loss)[:, None]
+        return (grad, None, None)
+
+
+def softmax_cross_entropy(scores, targets, class_weight=None):
+    """Mean negative log-likelihood of the softmax over class scores.
+
+    Parameters
+    ----------
+    scores : Variable or ndarray of shape (N, K, ...)
+        Unnormalised scores of K classes, e.g. (N, K, H, W) score maps or
+        (N, K) for one output per example.
+    targets : ndarray of int of shape (N, ...)
+        Class index per position, in ``0..K-1``. Negative values mark
+        unknown pixels: they contribute nothing to the loss and receive
+        exactly zero gradient.
+    class_weight : ndarray of shape (K,), optional
+        Per-class weights. The loss is then the weighted mean
+        ``sum(w[t] * nll) / sum(w[t])`` over valid positions.
+
+    Returns
+    -------
+    Variable of shape ()
+        The loss averaged over valid positions; 0 when there is none.
+
+    Raises
+    ------
+    ValueError
+        If shapes disagree or (for NumPy inputs) a target is >= K.
+    """
+    check_array("softmax_cross_entropy: scores", scores)
+    if len(scores.shape) < 2:
+        raise ValueError("softmax_cross_entropy: scores must have shape "
+                         f"(N, K, ...), got {tuple(scores.shape)}")
+    if isinstance(targets, Variable):
+        targets = targets.data
+    if not hasattr(targets, "dtype") or not np.issubdtype(
+            np.dtype(targets.dtype), np.integer):
+        raise TypeError("softmax_cross_entropy: targets must be an integer "
+                        f"array, got {getattr(targets, 'dtype', type(targets))}")
+    expected = (scores.shape[0],) + tuple(scores.shape[2:])
+    if tuple(targets.shape) != expected:
+        raise ValueError(f"softmax_cross_entropy: targets have shape "
+                         f"{tuple(targets.shape)}, expected {expected} for "
+                         f"scores of shape {tuple(scores.shape)}")
+    n_classes = scores.shape[1]
+    # Reading the maximum would synchronise a GPU; check on the host only.
+    if not is_gpu_array(targets) and targets.size and targets.max() >= n_classes:
+        raise ValueError(f"softmax_cross_entropy: targets contain class "
+                         f"{int(targets.max())} but scores have only "
+                         f"{n_classes} classes (0..{n_classes - 1})")
+    if class_weight is None:
+        return SoftmaxCrossEntropy()(scores, targets)
+    if isinstance(class_weight, Variable):
+        class_weight = class_weight.data
+    check_array("softmax_cross_entropy: class_weight", class_weight, 1)
+    if class_weight.shape[0] != n_classes:
+        raise ValueError(f"softmax_cross_entropy: class_weight has shape "
+                         f"{tuple(class_weight.shape)}, expected ({n_classes},)")
+    check_same_dtype(scores=scores, class_weight=class_weight)
+    return SoftmaxCrossEntropy()(scores, targets, class_weight)

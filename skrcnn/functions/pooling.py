@@ -1,0 +1,134 @@
+"""Max and average pooling over NCHW maps, with kernel, stride and dilation.
+
+Both walk the ``kh * kw`` kernel taps and combine strided views of the input,
+one tap at a time, so no window array is ever materialised. Dilation is what
+turns a strided network into the dense ("a trous") one used for full-image
+inference.
+"""
+
+from ..autograd import Function
+from ..backend import get_array_module
+from ._checks import check_array, output_size, pair
+
+
+def _tap(array, i, j, out_shape, stride, dilation):
+    """The strided view of ``array`` seen by kernel tap (i, j)."""
+    (oh, ow), (sh, sw), (dh, dw) = out_shape, stride, dilation
+    return array[:, :, dh * i:dh * i + sh * (oh - 1) + 1:sh,
+                 dw * j:dw * j + sw * (ow - 1) + 1:sw]
+
+
+class _Pooling2D(Function):
+    def __init__(self, kernel, stride, dilation, out_shape):
+        self.kernel = kernel
+        self.stride = stride
+        self.dilation = dilation
+        self.out_shape = out_shape
+
+    def taps(self, array):
+        kh, kw = self.kernel
+        for i in range(kh):
+            for j in range(kw):
+                yield i * kw + j, _tap(array, i, j, self.out_shape,
+                                       self.stride, self.dilation)
+
+
+class MaxPooling2D(_Pooling2D):
+    """Max over each window; the winning tap (first one on ties) gets the gradient."""
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        n_taps = self.kernel[0] * self.kernel[1]
+        index_dtype = xp.uint8 if n_taps <= 256 else xp.int32
+        taps = self.taps(x)
+        _, first = next(taps)
+        y = first.copy()
+        winner = xp.zeros(y.shape, dtype=index_dtype)
+        for tap_index, view in taps:
+            better = view > y
+            xp.maximum(y, view, out=y)
+            winner[better] = tap_index
+        if self.needs_input_grad[0]:
+            self.saved = (x.shape, winner)
+        return y
+
+    def backward(self, grad_y):
+        x_shape, winner = self.saved
+        xp = get_array_module(grad_y)
+        grad_x = xp.zeros(x_shape, dtype=grad_y.dtype)
+        zero = grad_y.dtype.type(0)
+        for tap_index, view in self.taps(grad_x):
+            # Adding (not assigning) keeps overlapping windows correct.
+            view += xp.where(winner == tap_index, grad_y, zero)
+        return (grad_x,)
+
+
+class AveragePooling2D(_Pooling2D):
+    """Mean over each window."""
+
+    def forward(self, x):
+        taps = self.taps(x)
+        _, first = next(taps)
+        y = first.copy()
+        for _, view in taps:
+            y += view
+        y *= 1.0 / (self.kernel[0] * self.kernel[1])
+        if self.needs_input_grad[0]:
+            self.saved = (x.shape,)
+        return y
+
+    def backward(self, grad_y):
+        (x_shape,) = self.saved
+        xp = get_array_module(grad_y)
+        grad_x = xp.zeros(x_shape, dtype=grad_y.dtype)
+        share = grad_y * (1.0 / (self.kernel[0] * self.kernel[1]))
+        for _, view in self.taps(grad_x):
+            view += share
+        return (grad_x,)
+
+
+def _pooling(function_class, name, x, kernel_size, stride, dilation):
+    check_array(f"{name}: x", x, 4)
+    kernel = pair(f"{name}: kernel_size", kernel_size, 1)
+    stride = kernel if stride is None else pair(f"{name}: stride", stride, 1)
+    dilation = pair(f"{name}: dilation", dilation, 1)
+    where = f"{name} (x shape {tuple(x.shape)}, kernel_size {kernel})"
+    out_shape = (output_size(where, x.shape[2], kernel[0], stride[0],
+                             dilation[0], "vertical"),
+                 output_size(where, x.shape[3], kernel[1], stride[1],
+                             dilation[1], "horizontal"))
+    return function_class(kernel, stride, dilation, out_shape)(x)
+
+
+def max_pool2d(x, kernel_size, stride=None, dilation=1):
+    """Max pooling without padding.
+
+    Parameters
+    ----------
+    x : Variable or ndarray of shape (N, C, H, W)
+    kernel_size : int or (int, int)
+    stride : int or (int, int), optional
+        Defaults to ``kernel_size`` (non-overlapping windows).
+    dilation : int or (int, int), default=1
+        Spacing between the taps of a window.
+
+    Returns
+    -------
+    Variable of shape (N, C, OH, OW)
+        ``OH = (H - dilation*(kh-1) - 1) // stride + 1``, likewise ``OW``.
+
+    Notes
+    -----
+    On ties the first tap in row-major window order wins the gradient.
+    """
+    return _pooling(MaxPooling2D, "max_pool2d", x, kernel_size, stride,
+                    dilation)
+
+
+def avg_pool2d(x, kernel_size, stride=None, dilation=1):
+    """Average pooling without padding; ``avg_pool2d(x, 2)`` halves the size.
+
+    Parameters and output shape are those of :func:`max_pool2d`.
+    """
+    return _pooling(AveragePooling2D, "avg_pool2d", x, kernel_size, stride,
+                    dilation)
