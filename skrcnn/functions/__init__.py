@@ -1,11 +1,11 @@
 """Differentiable operations on NCHW arrays, each a forward and a backward."""
 
 from .activation import tanh
-from .array import concat, crop, pad
+from .array import channel_slice, concat, crop, pad
 from .bias import bias_add
 from .convolution import conv2d
 from .loss import softmax_cross_entropy
 from .pooling import avg_pool2d, max_pool2d
 
-__all__ = ["avg_pool2d", "bias_add", "concat", "conv2d", "crop", "max_pool2d",
+__all__ = ["avg_pool2d", "bias_add", "channel_slice", "concat", "conv2d", "crop", "max_pool2d",
            "pad", "softmax_cross_entropy", "tanh"]

@@ -20,6 +20,20 @@ class Concat(Function):
         return tuple(grads)
 
 
+class ChannelSlice(Function):
+    def __init__(self, start, stop):
+        self.start, self.stop = start, stop
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        return x[:, self.start:self.stop].copy()
+
+    def backward(self, grad_y):
+        grad_x = get_array_module(grad_y).zeros(self.x_shape, grad_y.dtype)
+        grad_x[:, self.start:self.stop] = grad_y
+        return (grad_x,)
+
+
 class Crop(Function):
     def __init__(self, top, left, height, width):
         self.window = (slice(top, top + height), slice(left, left + width))
@@ -82,6 +96,30 @@ def concat(xs, axis=1):
                 f"from xs[0] of shape {tuple(xs[0].shape)} outside axis 1")
     check_same_dtype(**{f"xs[{k}]": x for k, x in enumerate(xs)})
     return Concat()(*xs)
+
+
+def channel_slice(x, start, stop):
+    """Take channels ``start:stop`` (axis 1) of ``x``.
+
+    Used to apply a first-layer filter bank to a subset of its input planes
+    (the recurrent network's first instance, whose score planes are zeros).
+
+    Parameters
+    ----------
+    x : Variable or ndarray of shape (N, C, ...)
+    start, stop : int
+        ``0 <= start < stop <= C``.
+
+    Returns
+    -------
+    Variable of shape (N, stop - start, ...)
+    """
+    check_array("channel_slice: x", x)
+    _non_negative_ints("channel_slice", dict(start=start, stop=stop))
+    if len(x.shape) < 2 or not start < stop <= x.shape[1]:
+        raise ValueError(f"channel_slice: channels {start}:{stop} are not a "
+                         f"non-empty range of x with shape {tuple(x.shape)}")
+    return ChannelSlice(start, stop)(x)
 
 
 def _non_negative_ints(name, values):

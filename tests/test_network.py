@@ -1,0 +1,164 @@
+"""Geometry of the paper's networks and the three ways of running them.
+
+The dense (dilated) pass and the strided pass used by shift-and-stitch must
+give exactly the scores of evaluating the network on the patch around each
+pixel, and the recurrent network's shared weights must get exact gradients.
+"""
+
+import numpy as np
+import pytest
+
+from gradcheck import check_gradients
+from skrcnn import Variable, no_grad
+from skrcnn.architecture import (instance_output_size, instance_stride,
+                                 patch_size, resolve_layers, rgb_crop_offset)
+from skrcnn.functions import channel_slice
+from skrcnn.network import RecurrentNetwork, rgb_offsets, strided_input_size
+
+TINY = (("conv", 4, 3), ("pool", 2), ("tanh",), ("conv", "classes", 2))
+
+
+def test_patch_sizes_follow_the_paper():
+    rcnn2, rcnn1 = resolve_layers("rcnn2"), resolve_layers("rcnn1")
+    assert [patch_size(rcnn2, p) for p in (1, 2, 3)] == [23, 67, 155]
+    assert [patch_size(rcnn1, p) for p in (1, 2)] == [25, 121]
+    assert patch_size(resolve_layers("plain"), 1) == 133
+    assert (instance_stride(rcnn2), instance_stride(rcnn1),
+            instance_stride(resolve_layers("plain"))) == (2, 4, 16)
+    # Eq. 1 forwards undoes Eq. 1 backwards.
+    for p in (1, 2, 3):
+        assert instance_output_size(rcnn2, patch_size(rcnn2, p)) == (
+            patch_size(rcnn2, p - 1) if p > 1 else 1)
+
+
+def test_rgb_offsets_match_the_reference_alignment():
+    rcnn2 = resolve_layers("rcnn2")
+    assert rgb_offsets(rcnn2, 1) == []
+    assert rgb_offsets(rcnn2, 2) == [5]         # 67 -> 33 pooled -> 23
+    assert rgb_offsets(rcnn2, 3) == [5, 8]      # 155 -> 77 -> 67, 38 -> 23
+    assert rgb_crop_offset(38, 23) == 8
+
+
+@pytest.mark.parametrize("bad", [
+    "rcnn3", (), (("pool", 2),), (("conv", 4, 3),),
+    (("conv", 4, 0), ("conv", "classes", 1)),
+    (("conv", "classes", 3), ("conv", "classes", 1)),
+    (("conv", 4, 3), ("relu",), ("conv", "classes", 1))])
+def test_malformed_architectures_are_rejected(bad):
+    with pytest.raises(ValueError, match="architecture|layer"):
+        resolve_layers(bad)
+
+
+def _network(layers, n_classes=3, seed=0, dtype=np.float64):
+    return RecurrentNetwork.initialise(layers, n_classes,
+                                       np.random.RandomState(seed),
+                                       dtype=dtype)
+
+
+@pytest.mark.parametrize("n_instances", [1, 2, 3])
+def test_dense_and_strided_passes_equal_per_patch_evaluation(n_instances):
+    layers = resolve_layers("rcnn2")
+    net = _network(layers, n_classes=4)
+    rng = np.random.default_rng(n_instances)
+    side = patch_size(layers, n_instances)
+    image = rng.standard_normal((1, 3, side + 13, side + 6))  # odd, non-square
+    with no_grad():
+        dense = net.forward(image, n_instances, dense=True).data
+        assert dense.shape == (1, 4, 14, 7)
+        corners = [(0, 0), (0, 6), (13, 0), (13, 6)]
+        for i, j in corners + [tuple(rng.integers(0, (14, 7))) for _ in range(4)]:
+            patch = image[:, :, i:i + side, j:j + side]
+            single = net.forward(patch, n_instances).data
+            assert single.shape == (1, 4, 1, 1)
+            np.testing.assert_allclose(single[0, :, 0, 0], dense[0, :, i, j],
+                                       rtol=0, atol=1e-12)
+        # Strided passes on shifted crops interleave into the dense map.
+        stride = instance_stride(layers) ** n_instances
+        n_out = 2 if n_instances == 3 else 3
+        size = strided_input_size(layers, n_instances, n_out)
+        for a, b in [(0, 0), (stride - 1, 1), (1, stride - 1)]:
+            if a + size > image.shape[2] or b + size > image.shape[3]:
+                continue
+            strided = net.forward(image[:, :, a:a + size, b:b + size],
+                                  n_instances).data
+            np.testing.assert_allclose(
+                strided[0], dense[0, :, a:a + stride * n_out:stride,
+                                  b:b + stride * n_out:stride],
+                rtol=0, atol=1e-12)
+
+
+def test_float32_dense_pass_matches_patches_to_float_precision():
+    layers = resolve_layers("rcnn2")
+    net = _network(layers, n_classes=8, dtype=np.float32)
+    image = np.random.default_rng(5).standard_normal(
+        (1, 3, 160, 158)).astype(np.float32)
+    with no_grad():
+        dense = net.forward(image, 3, dense=True).data
+        for i, j in [(0, 0), (5, 3), (2, 1)]:
+            single = net.forward(image[:, :, i:i + 155, j:j + 155], 3).data
+            np.testing.assert_allclose(single[0, :, 0, 0], dense[0, :, i, j],
+                                       atol=1e-5)
+
+
+def test_non_rgb_input_is_a_clear_error():
+    net = _network(resolve_layers("rcnn2"))
+    with pytest.raises(ValueError, match="3 channels"):
+        net.forward(np.zeros((1, 4, 67, 67)), 2)
+
+
+@pytest.mark.parametrize("n_instances", [1, 2, 3])
+def test_shared_weight_gradients_of_the_recurrent_network(n_instances):
+    net = _network(TINY, n_classes=2, seed=3)
+    side = patch_size(TINY, n_instances)
+    rgb = np.random.default_rng(7).standard_normal((2, 3, side + 2, side + 1))
+
+    def scores(*params):
+        net.params = list(params)
+        return net.forward(rgb, n_instances)
+
+    initial = [p.data for p in net.params]
+    check_gradients(scores, initial, seed=n_instances, atol=1e-7, rtol=1e-5)
+
+
+def test_dense_pass_gradients_match_numerical():
+    net = _network(TINY, n_classes=2, seed=4)
+    rgb = np.random.default_rng(8).standard_normal((1, 3, 20, 19))
+
+    def scores(*params):
+        net.params = list(params)
+        return net.forward(rgb, 2, dense=True)
+
+    check_gradients(scores, [p.data for p in net.params], atol=1e-7,
+                    rtol=1e-5)
+
+
+def test_first_instance_ignores_zero_planes_exactly():
+    # Instance 1 runs on the RGB slice of W1; with explicit zero planes
+    # concatenated, the full W1 must give the same scores.
+    from skrcnn.functions import concat, conv2d
+    net = _network(TINY, n_classes=2, seed=5)
+    rgb = np.random.default_rng(9).standard_normal((2, 3, 9, 9))
+    zeros = np.zeros((2, 2, 9, 9))
+    w1, b1 = net.params[0].data, net.params[1].data
+    full = conv2d(concat([zeros, rgb]), w1, b1).data
+    sliced = conv2d(rgb, channel_slice(w1, 2, 5), b1).data
+    np.testing.assert_allclose(full, sliced, rtol=1e-12, atol=1e-12)
+
+
+def test_channel_slice_forward_and_gradient():
+    x = np.random.default_rng(0).standard_normal((2, 5, 3, 4))
+    out = channel_slice(Variable(x), 1, 4).data
+    np.testing.assert_array_equal(out, x[:, 1:4])
+    check_gradients(lambda v: channel_slice(v, 1, 4), [x])
+    with pytest.raises(ValueError, match="channels 3:7"):
+        channel_slice(x, 3, 7)
+
+
+def test_initialisation_is_deterministic_and_shaped():
+    layers = resolve_layers("rcnn2")
+    a, b = _network(layers, 8, seed=1), _network(layers, 8, seed=1)
+    shapes = [p.shape for p in a.params]
+    assert shapes == [(25, 11, 8, 8), (25,), (50, 25, 8, 8), (50,),
+                      (8, 50, 1, 1), (8,)]
+    for p, q in zip(a.params, b.params):
+        np.testing.assert_array_equal(p.data, q.data)
