@@ -50,7 +50,10 @@ def _chunks(n_images, out_height, in_height, geometry, row_bytes, xp):
         return [(n, min(n + per_chunk, n_images), 0, out_height)
                 for n in range(0, n_images, per_chunk)]
     halo = dilation * (kh - 1) + 1 - stride
-    rows = max(1, (budget // row_bytes - halo) // stride)
+    # Input rows in a band are ``stride * rows + halo``; a band much shorter
+    # than its halo would redo most of its rows' work, so bands keep at
+    # least four halos of fresh rows even if that overflows the budget.
+    rows = max(1, (budget // row_bytes - halo) // stride, 4 * halo // stride)
     return [(n, n + 1, h, min(h + rows, out_height))
             for n in range(n_images) for h in range(0, out_height, rows)]
 

@@ -38,18 +38,20 @@ class MaxPooling2D(_Pooling2D):
 
     def forward(self, x):
         xp = get_array_module(x)
-        n_taps = self.kernel[0] * self.kernel[1]
-        index_dtype = xp.uint8 if n_taps <= 256 else xp.int32
         taps = self.taps(x)
         _, first = next(taps)
         y = first.copy()
-        winner = xp.zeros(y.shape, dtype=index_dtype)
+        if not self.needs_input_grad[0]:  # inference: the max alone
+            for _, view in taps:
+                xp.maximum(y, view, out=y)
+            return y
+        n_taps = self.kernel[0] * self.kernel[1]
+        winner = xp.zeros(y.shape, dtype=xp.uint8 if n_taps <= 256 else xp.int32)
         for tap_index, view in taps:
             better = view > y
             xp.maximum(y, view, out=y)
-            winner[better] = tap_index
-        if self.needs_input_grad[0]:
-            self.saved = (x.shape, winner)
+            xp.copyto(winner, winner.dtype.type(tap_index), where=better)
+        self.saved = (x.shape, winner)
         return y
 
     def backward(self, grad_y):
