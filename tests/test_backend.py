@@ -1,0 +1,111 @@
+"""Backend selection and host/device transfers; importing without CuPy."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from skrcnn import backend
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_resolve_cpu():
+    assert backend.resolve_device("cpu") == "cpu"
+
+
+def test_resolve_default_is_auto():
+    assert backend.resolve_device() == backend.resolve_device("auto")
+
+
+def test_auto_follows_gpu_availability():
+    expected = "gpu" if backend.gpu_available() else "cpu"
+    assert backend.resolve_device("auto") == expected
+
+
+@pytest.mark.parametrize("name", ["cuda", "GPU", "", None, "tpu"])
+def test_unknown_device_name(name):
+    with pytest.raises(ValueError, match=r"device must be one of .*'auto'.*"
+                       r"'cpu'.*'gpu'.*got " + repr(repr(name))[1:-1]):
+        backend.resolve_device(name)
+
+
+def test_gpu_requested_without_gpu_is_clear_value_error():
+    if backend.gpu_available():
+        pytest.skip("a GPU is available here")
+    with pytest.raises(ValueError, match=r"device='gpu' was requested but "
+                       r"(CuPy is not installed|CuPy sees no CUDA device).*"
+                       r"device='cpu'"):
+        backend.resolve_device("gpu")
+
+
+def test_gpu_requested_without_cupy_mentions_install(monkeypatch):
+    monkeypatch.setattr(backend, "_cupy", None)
+    monkeypatch.setattr(backend, "_gpu_visible", None)
+    assert not backend.cupy_available()
+    assert not backend.gpu_available()
+    assert backend.resolve_device("auto") == "cpu"
+    with pytest.raises(ValueError, match=r"CuPy is not installed.*"
+                       r"skrcnn\[gpu\]"):
+        backend.resolve_device("gpu")
+    assert backend.get_array_module(np.zeros(2)) is np
+    assert backend.array_module("cpu") is np
+
+
+def test_gpu_available_is_false_without_cupy_consistent():
+    if not backend.cupy_available():
+        assert backend.gpu_available() is False
+
+
+def test_to_numpy_and_to_device_round_trip_on_cpu():
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    on_cpu = backend.to_device(a, "cpu")
+    assert isinstance(on_cpu, np.ndarray)
+    assert on_cpu is a  # already there: no copy
+    back = backend.to_numpy(on_cpu)
+    assert isinstance(back, np.ndarray)
+    np.testing.assert_array_equal(back, a)
+    assert back.dtype == np.float32
+    assert not backend.is_gpu_array(a)
+    assert backend.get_array_module(a) is np
+    # lists become arrays
+    np.testing.assert_array_equal(backend.to_numpy([1.0, 2.0]), [1.0, 2.0])
+
+
+def test_to_device_gpu_without_gpu_raises():
+    if backend.gpu_available():
+        pytest.skip("a GPU is available here")
+    with pytest.raises(ValueError, match="device='gpu'"):
+        backend.to_device(np.zeros(2), "gpu")
+
+
+def test_package_imports_without_cupy():
+    code = (
+        "import sys\n"
+        "sys.modules['cupy'] = None  # any 'import cupy' now fails\n"
+        "import numpy as np\n"
+        "import skrcnn, skrcnn.backend, skrcnn.functions as F\n"
+        "from skrcnn.autograd import Variable\n"
+        "assert skrcnn.backend.cupy_available() is False\n"
+        "assert skrcnn.backend.gpu_available() is False\n"
+        "assert skrcnn.backend.resolve_device('auto') == 'cpu'\n"
+        "x = Variable(np.ones((1, 1, 3, 3)), requires_grad=True)\n"
+        "F.conv2d(x, np.ones((1, 1, 2, 2))).backward(np.ones((1, 1, 2, 2)))\n"
+        "assert x.grad.sum() == 16.0\n"
+        "try:\n"
+        "    skrcnn.backend.resolve_device('gpu')\n"
+        "except ValueError as e:\n"
+        "    assert 'CuPy is not installed' in str(e), e\n"
+        "else:\n"
+        "    raise AssertionError('no error')\n"
+        "print('ok')\n"
+    )
+    env = dict(os.environ)
+    env["PYTHONPATH"] = REPO_ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT,
+                          env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
