@@ -68,3 +68,19 @@ def cast_constants(constants, dtype):
     return [np.asarray(c, dtype=dtype)
             if np.issubdtype(np.asarray(c).dtype, np.floating) else c
             for c in constants]
+
+
+def spy_chunks(monkeypatch):
+    """Record every chunk list the convolution plans."""
+    plans = []
+    from skrcnn.functions import convolution
+
+    original = convolution._chunks
+
+    def spy(*args, **kwargs):
+        chunks = original(*args, **kwargs)
+        plans.append(list(chunks))
+        return chunks
+
+    monkeypatch.setattr(convolution, "_chunks", spy)
+    return plans

@@ -7,7 +7,8 @@ import pytest
 import reference_ops as ref
 import skrcnn.functions.convolution as convolution
 from gradcheck import check_gradients
-from op_cases import cast_constants, distinct_values, loss_case, make_op_cases
+from op_cases import (cast_constants, distinct_values, loss_case, make_op_cases,
+                      spy_chunks)
 from skrcnn.autograd import Variable
 from skrcnn.functions import (avg_pool2d, bias_add, channel_slice, concat,
                               conv2d, crop, max_pool2d, pad,
@@ -170,20 +171,6 @@ def test_conv2d_handles_non_contiguous_arrays(layout, budget, monkeypatch):
 
 # ------------------------------------------------------- convolution chunking
 
-def _spy_chunks(monkeypatch):
-    """Record every chunk list the convolution plans."""
-    plans = []
-    original = convolution._chunks
-
-    def spy(*args, **kwargs):
-        chunks = original(*args, **kwargs)
-        plans.append(list(chunks))
-        return chunks
-
-    monkeypatch.setattr(convolution, "_chunks", spy)
-    return plans
-
-
 def _conv_all(x, weight, bias, stride, dilation, grad_y):
     xv = Variable(x.copy(), requires_grad=True)
     wv = Variable(weight.copy(), requires_grad=True)
@@ -221,7 +208,7 @@ def test_conv2d_chunked_matches_unchunked_and_loops(case, monkeypatch):
     shape = _expected_conv_shape((n, c, h, w, o, kh, kw, stride, dilation))
     grad_y = rng.standard_normal(shape)
 
-    plans = _spy_chunks(monkeypatch)
+    plans = spy_chunks(monkeypatch)
     whole = _conv_all(x, weight, bias, stride, dilation, grad_y)
     assert all(len(plan) == 1 for plan in plans), plans  # one chunk unpatched
 

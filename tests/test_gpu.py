@@ -18,7 +18,8 @@ if not backend.gpu_available():
 import cupy  # noqa: E402  (only importable where the skip did not happen)
 
 import skrcnn.functions.convolution as convolution  # noqa: E402
-from op_cases import cast_constants, loss_case, make_op_cases  # noqa: E402
+from op_cases import (cast_constants, loss_case, make_op_cases,  # noqa: E402
+                      spy_chunks)
 from skrcnn.autograd import Variable  # noqa: E402
 from skrcnn.functions import conv2d, softmax_cross_entropy  # noqa: E402
 
@@ -97,19 +98,6 @@ def test_conv2d_strides_dilations_match_numpy(case):
              [x, weight, bias], seed=3, name=str(case))
 
 
-def _spy_chunks(monkeypatch):
-    plans = []
-    original = convolution._chunks
-
-    def spy(*args, **kwargs):
-        chunks = original(*args, **kwargs)
-        plans.append(list(chunks))
-        return chunks
-
-    monkeypatch.setattr(convolution, "_chunks", spy)
-    return plans
-
-
 def _banded(plan):
     return len(plan) > 1 and any(h0 > 0 for _, _, h0, _ in plan)
 
@@ -120,7 +108,7 @@ def test_conv2d_row_bands_match_numpy(monkeypatch):
     x = rng.standard_normal((2, 6, 150, 97))
     weight = rng.standard_normal((5, 6, 5, 3)) / np.sqrt(90)
     bias = rng.standard_normal(5)
-    plans = _spy_chunks(monkeypatch)
+    plans = spy_chunks(monkeypatch)
     monkeypatch.setattr(convolution, "GPU_CHUNK_BYTES", 64 * 1024)
     _compare(lambda a, k, b: conv2d(a, k, b, stride=(2, 1), dilation=(1, 2)),
              [x, weight, bias], seed=5, name="row bands")
@@ -147,7 +135,7 @@ def test_conv2d_large_input_default_budget_uses_row_bands(monkeypatch):
         y.backward(grad_y)
         return y.data, xv.grad, wv.grad
 
-    plans = _spy_chunks(monkeypatch)
+    plans = spy_chunks(monkeypatch)
     banded = run()
     assert all(_banded(plan) for plan in plans), [len(p) for p in plans]
     plans.clear()
