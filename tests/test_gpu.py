@@ -17,7 +17,6 @@ if not backend.gpu_available():
 
 import cupy  # noqa: E402  (only importable where the skip did not happen)
 
-import skrcnn.functions.convolution as convolution  # noqa: E402
 from op_cases import (cast_constants, loss_case, make_op_cases,  # noqa: E402
                       spy_chunks)
 from skrcnn.autograd import Variable  # noqa: E402
