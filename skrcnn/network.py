@@ -94,7 +94,22 @@ class RecurrentNetwork:
         """Context patch side for one output with ``n_instances``."""
         return patch_size(self.layers, n_instances)
 
-    def _instance(self, x, dilation, dense, first):
+    def output_strides(self, n_instances):
+        """Output strides a pass of ``n_instances`` can produce directly.
+
+        A pass with output stride ``q`` keeps the first pools strided (up to
+        a total of ``q``) and dilates the rest, so ``q`` must be a product of
+        a prefix of the pool sizes met along the instances: for rcnn2 with 3
+        instances, 1 (dense), 2, 4 or 8 (the plain strided pass).
+        """
+        strides, total = [1], 1
+        for _ in range(n_instances):
+            for size in _pool_sizes(self.layers):
+                total *= size
+                strides.append(total)
+        return strides
+
+    def _instance(self, x, schedule, first):
         weights = iter(self.params)
         h = x
         for index, layer in enumerate(self.layers):
@@ -103,18 +118,15 @@ class RecurrentNetwork:
                 if first and index == 0:
                     weight = channel_slice(weight, self.n_classes,
                                            self.n_classes + N_COLOURS)
-                h = conv2d(h, weight, bias, dilation=dilation if dense else 1)
+                h = conv2d(h, weight, bias, dilation=schedule.dilation)
             elif layer[0] == "pool":
-                if dense:
-                    h = max_pool2d(h, layer[1], stride=1, dilation=dilation)
-                    dilation *= layer[1]
-                else:
-                    h = max_pool2d(h, layer[1])
+                h = schedule.pool(max_pool2d, h, layer[1])
             else:
                 h = tanh(h)
-        return h, dilation
+        return h
 
-    def forward(self, rgb, n_instances, dense=False, return_all=False):
+    def forward(self, rgb, n_instances, dense=False, return_all=False,
+                output_stride=None):
         """Apply ``n_instances`` instances to RGB input.
 
         Parameters
@@ -124,9 +136,15 @@ class RecurrentNetwork:
         n_instances : int
         dense : bool, default=False
             Run the dilated pass: output (i, j) is the score of the patch
-            whose top-left corner is input pixel (i, j).
+            whose top-left corner is input pixel (i, j). Same as
+            ``output_stride=1``.
         return_all : bool, default=False
             Return the list of every instance's scores instead of the last.
+        output_stride : int, optional
+            Output (i, j) scores the patch whose top-left corner is input
+            pixel ``(q*i, q*j)``, with ``q`` one of :meth:`output_strides`.
+            Defaults to the total stride (the plain strided pass), or 1 when
+            ``dense``.
 
         Returns
         -------
@@ -135,27 +153,54 @@ class RecurrentNetwork:
         if rgb.shape[1] != N_COLOURS:
             raise ValueError(f"rgb must have {N_COLOURS} channels, got shape "
                              f"{tuple(rgb.shape)}")
+        strides = self.output_strides(n_instances)
+        if output_stride is None:
+            output_stride = 1 if dense else strides[-1]
+        if output_stride not in strides:
+            raise ValueError(f"output_stride must be one of {strides} for "
+                             f"{n_instances} instances, got {output_stride!r}")
         offsets = rgb_offsets(self.layers, n_instances)
-        scores, dilation = self._instance(rgb, 1, dense, first=True)
+        scores_grid = _Schedule(output_stride)
+        scores = self._instance(rgb, scores_grid, first=True)
         outputs = [scores]
-        pooled, spacing = rgb, 1
+        pooled, rgb_grid = rgb, _Schedule(output_stride)
         for offset in offsets:
-            if dense:
-                pooled = avg_pool2d(pooled, self.stride, stride=1,
-                                    dilation=spacing)
-            else:
-                pooled = avg_pool2d(pooled, self.stride)
-            spacing *= self.stride
-            shift = offset * spacing if dense else offset
+            # The RGB follows the scores' pooling steps one for one, so it
+            # lands on the same grid (nested block means are the block mean).
+            for size in _pool_sizes(self.layers):
+                pooled = rgb_grid.pool(avg_pool2d, pooled, size)
+            shift = offset * rgb_grid.dilation
             height, width = scores.shape[2:]
             if (shift + height > pooled.shape[2]
                     or shift + width > pooled.shape[3]):
                 raise ValueError(
                     f"input of shape {tuple(rgb.shape)} is not a valid size "
-                    f"for a strided pass of {n_instances} instances; use "
+                    f"for a pass of {n_instances} instances; use "
                     "strided_input_size() to choose one")
             context = crop(pooled, shift, shift, height, width)
-            scores, dilation = self._instance(concat([scores, context]),
-                                              dilation, dense, first=False)
+            scores = self._instance(concat([scores, context]), scores_grid,
+                                    first=False)
             outputs.append(scores)
         return outputs if return_all else outputs[-1]
+
+
+def _pool_sizes(layers):
+    return [layer[1] for layer in layers if layer[0] == "pool"]
+
+
+class _Schedule:
+    """Where a pass stands: pools stay strided while the product of their
+    sizes divides the output stride; after that they run at stride 1 and
+    every later layer is dilated by the sizes skipped (the a-trous trick)."""
+
+    def __init__(self, output_stride):
+        self.remaining = output_stride
+        self.dilation = 1
+
+    def pool(self, pool_function, h, size):
+        if self.dilation == 1 and self.remaining % size == 0:
+            self.remaining //= size
+            return pool_function(h, size)
+        pooled = pool_function(h, size, stride=1, dilation=self.dilation)
+        self.dilation *= size
+        return pooled

@@ -162,3 +162,38 @@ def test_initialisation_is_deterministic_and_shaped():
                       (8, 50, 1, 1), (8,)]
     for p, q in zip(a.params, b.params):
         np.testing.assert_array_equal(p.data, q.data)
+
+
+@pytest.mark.parametrize("architecture,n_instances", [
+    ("rcnn2", 3), ("rcnn1", 2), (TINY, 3)])
+def test_partly_strided_passes_subsample_the_dense_pass(architecture,
+                                                        n_instances):
+    """A pass with output stride q scores every q-th patch position: it must
+    equal the dense map subsampled by q, on an input of exactly
+    ``patch + q * (m - 1)`` pixels per axis giving m outputs."""
+    layers = resolve_layers(architecture)
+    net = _network(layers, n_classes=3, seed=4)
+    side = patch_size(layers, n_instances)
+    strides = net.output_strides(n_instances)
+    assert strides[0] == 1
+    assert strides[-1] == instance_stride(layers) ** n_instances
+    rng = np.random.default_rng(5)
+    image = rng.standard_normal((1, 3, side + 17, side + 10))
+    with no_grad():
+        dense = net.forward(image, n_instances, dense=True).data
+        for q in strides:
+            rows = (image.shape[2] - side) // q + 1
+            cols = (image.shape[3] - side) // q + 1
+            exact = image[:, :, :side + q * (rows - 1), :side + q * (cols - 1)]
+            out = net.forward(exact, n_instances, output_stride=q).data
+            assert out.shape == (1, 3, rows, cols)
+            np.testing.assert_allclose(out, dense[:, :, ::q, ::q], rtol=0,
+                                       atol=1e-12)
+
+
+def test_output_stride_must_come_from_the_pools():
+    net = _network(resolve_layers("rcnn2"))
+    assert net.output_strides(3) == [1, 2, 4, 8]
+    assert _network(resolve_layers("plain")).output_strides(1) == [1, 8, 16]
+    with pytest.raises(ValueError, match=r"output_stride must be one of \[1, 2, 4\]"):
+        net.forward(np.zeros((1, 3, 67, 67)), 2, output_stride=3)

@@ -1,0 +1,160 @@
+"""Checks of user images and label maps: fail before any long work starts,
+and name the image and the problem.
+
+Images are ``(H, W, 3)`` RGB arrays (uint8 or float; sizes may differ) given
+as a sequence, or one ``(n, H, W, 3)`` array. Label maps are ``(H, W)``
+integer arrays; negative labels mean "unknown". Nothing here modifies or
+copies what the user passed.
+"""
+
+import numbers
+
+import numpy as np
+
+N_COLOURS = 3
+
+
+def _as_sequence(X, name):
+    if isinstance(X, np.ndarray):
+        if X.ndim == 4:
+            return list(X), True
+        if X.ndim == 3:
+            raise ValueError(
+                f"{name} is one array of shape {X.shape}: pass a sequence of "
+                f"images or an (n, H, W, 3) array (for a single image, use "
+                f"[image])")
+        raise ValueError(f"{name} must be a sequence of (H, W, 3) images or "
+                         f"an (n, H, W, 3) array, got an array of shape "
+                         f"{X.shape}")
+    if isinstance(X, (str, bytes)) or not hasattr(X, "__len__"):
+        raise TypeError(f"{name} must be a sequence of images, got "
+                        f"{type(X).__name__}")
+    return list(X), False
+
+
+def check_images(X, name="X", min_size=1):
+    """Check a collection of RGB images.
+
+    Parameters
+    ----------
+    X : sequence of array-like of shape (H, W, 3), or ndarray (n, H, W, 3)
+    name : str
+        Argument name used in error messages.
+    min_size : int, default=1
+        Smallest allowed image height and width.
+
+    Returns
+    -------
+    images : list of ndarray
+        The images, as given (no copy where they already are arrays).
+    was_array : bool
+        Whether ``X`` was one 4-D array (so outputs can be stacked back).
+
+    Raises
+    ------
+    ValueError, TypeError
+        Naming the image index and the problem.
+    """
+    images, was_array = _as_sequence(X, name)
+    if not images:
+        raise ValueError(f"{name} is empty: at least one image is needed")
+    checked = []
+    for index, image in enumerate(images):
+        image = np.asarray(image)
+        where = f"{name}[{index}]"
+        if image.dtype == bool or not (
+                np.issubdtype(image.dtype, np.integer)
+                or np.issubdtype(image.dtype, np.floating)):
+            raise TypeError(f"{where} has dtype {image.dtype}; images must "
+                            "be uint8 or floating-point RGB")
+        if image.ndim != 3 or image.shape[2] != N_COLOURS:
+            raise ValueError(f"{where} has shape {image.shape}; expected "
+                             f"(H, W, {N_COLOURS}) RGB")
+        if image.shape[0] < min_size or image.shape[1] < min_size:
+            raise ValueError(f"{where} is {image.shape[0]}x{image.shape[1]} "
+                             f"pixels; images must be at least "
+                             f"{min_size}x{min_size}")
+        if image.dtype.kind == "f" and not np.isfinite(image).all():
+            raise ValueError(f"{where} contains NaN or infinite pixel values")
+        checked.append(image)
+    return checked, was_array
+
+
+def check_label_maps(y, images, name="y"):
+    """Check label maps against their images.
+
+    Parameters
+    ----------
+    y : sequence of array-like of shape (H, W), or ndarray (n, H, W)
+        Integer labels; negative values mean "unknown".
+    images : list of ndarray
+        The checked images (see :func:`check_images`).
+
+    Returns
+    -------
+    list of ndarray of int64
+        The label maps (copied only where a dtype conversion was needed).
+    """
+    if y is None:
+        raise ValueError(f"{name} is required: one (H, W) label map per "
+                         "image")
+    maps = list(y) if isinstance(y, np.ndarray) else y
+    if isinstance(maps, (str, bytes)) or not hasattr(maps, "__len__"):
+        raise TypeError(f"{name} must be a sequence of label maps, got "
+                        f"{type(y).__name__}")
+    if len(maps) != len(images):
+        raise ValueError(f"{name} has {len(maps)} label maps for "
+                         f"{len(images)} images")
+    checked = []
+    for index, (labels, image) in enumerate(zip(maps, images)):
+        labels = np.asarray(labels)
+        where = f"{name}[{index}]"
+        if labels.dtype.kind == "f":
+            if not np.isfinite(labels).all() or (labels != np.round(
+                    labels)).any():
+                raise ValueError(f"{where} holds non-integer labels")
+        elif labels.dtype.kind not in "iu":
+            raise TypeError(f"{where} has dtype {labels.dtype}; labels must "
+                            "be integers (negative = unknown)")
+        if labels.shape != image.shape[:2]:
+            raise ValueError(f"{where} has shape {labels.shape} but image "
+                             f"{index} is {image.shape[:2]}: each label map "
+                             "must match its image's height and width")
+        checked.append(labels.astype(np.int64, copy=False))
+    return checked
+
+
+def check_positive_int(name, value, minimum=1):
+    """Check that ``value`` is an integer >= ``minimum``."""
+    if (not isinstance(value, numbers.Integral) or isinstance(value, bool)
+            or value < minimum):
+        raise ValueError(f"{name} must be an integer >= {minimum}, got "
+                         f"{value!r}")
+    return int(value)
+
+
+def check_real(name, value, low=None, high=None, low_open=False,
+               high_open=False):
+    """Check that ``value`` is a real number in the given interval."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    ok = ok and np.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        left = "(" if low_open else "["
+        right = ")" if high_open else "]"
+        interval = (f"{left}{'-inf' if low is None else low}, "
+                    f"{'inf' if high is None else high}{right}")
+        raise ValueError(f"{name} must be a real number in {interval}, got "
+                         f"{value!r}")
+    return float(value)
+
+
+def check_choice(name, value, choices):
+    """Check that ``value`` is one of ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got "
+                         f"{value!r}")
+    return value
