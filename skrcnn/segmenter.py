@@ -1,0 +1,673 @@
+"""The scikit-learn estimator: :class:`RecurrentCNNSegmenter`."""
+
+import copy
+import math
+import numbers
+import sys
+import time
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.utils import check_random_state
+
+from ._validation import (check_choice, check_images, check_label_maps,
+                          check_positive_int, check_real)
+from .architecture import CLASSES, instance_stride, patch_size, resolve_layers
+from .backend import array_module, resolve_device, to_numpy
+from .inference import INFERENCE_METHODS, image_scores, softmax, upsample
+from .network import RecurrentNetwork
+from .preprocessing import standardize_image
+from .training import (SOLVERS, ImageSet, accumulate_loss, centre_crop,
+                       dense_example, make_params, sample_patches, zero_grads)
+
+SAMPLINGS = ("dense", "patch")
+SCHEDULES = ("staged", "random", "fixed")
+DTYPE = np.float32
+
+
+class RecurrentCNNSegmenter(BaseEstimator):
+    """Recurrent convolutional scene parser (Pinheiro & Collobert).
+
+    One convolutional network is applied ``n_instances`` times with shared
+    weights; each instance sees the previous instance's class scores beside
+    the RGB image downscaled to the same grid, so context grows with the
+    number of instances while the number of weights does not.
+
+    Parameters
+    ----------
+    architecture : {"rcnn2", "rcnn1", "plain"} or tuple of layer specs, \
+            default="rcnn2"
+        The instance network: a preset of the paper or layers such as
+        ``(("conv", 25, 8), ("pool", 2), ("tanh",), ("conv", "classes", 1))``
+        (see :mod:`skrcnn.architecture`).
+    hidden_sizes : tuple of int, optional
+        Output channels of the hidden convolutions, replacing the preset's
+        (rcnn2: ``(25, 50)``).
+    n_instances : int, default=3
+        Number of recurrent instances P used to predict.
+    instance_schedule : {"staged", "random", "fixed"}, default="staged"
+        How many instances run in training. ``"staged"`` (the paper's
+        rCNN2): the first ``max_iter // 2`` epochs with P - 1 instances,
+        then P. ``"random"`` (the paper's rCNN1): 1..P drawn per example
+        (per image with dense sampling). ``"fixed"``: always P.
+    sampling : {"dense", "patch"}, default="dense"
+        ``"patch"`` is the paper's training on patches around random
+        labelled pixels; ``"dense"`` sends whole images through the strided
+        network (one image a step, a random shift in ``[0, S)`` per axis)
+        and takes the loss at every labelled output: the same per-pixel
+        loss with the work of overlapping patches shared.
+    solver : {"adam", "sgd"}, default="adam"
+    learning_rate : float, default=1e-3
+    momentum : float, default=0.9
+        Momentum of ``solver="sgd"``.
+    batch_size : int, default=16
+        Patches per step with ``sampling="patch"``.
+    patches_per_epoch : int, default=8192
+        Patches making one epoch with ``sampling="patch"``.
+    max_iter : int, default=10
+        Epochs: passes over the training images (dense) or
+        ``patches_per_epoch`` patches (patch).
+    output_resolution : float, default=1.0
+        ``1/k`` labels every k-th pixel per axis and interpolates the class
+        probabilities in between (the paper's Table 5 trade-off).
+    inference : {"dense", "shift"}, default="dense"
+        ``"shift"`` is the paper's shift-and-stitch (S x S strided passes
+        at full resolution); ``"dense"`` gives the same scores in one
+        dilated pass.
+    device : {"auto", "cpu", "gpu"}, default="auto"
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training images (split by
+        image) and stop when their pixel accuracy stops improving; the best
+        weights are restored.
+    validation_fraction : float, default=0.1
+    n_iter_no_change : int, default=5
+        Epochs without an improvement of at least ``tol`` (validation score,
+        or training loss without early stopping) before stopping.
+    tol : float, default=1e-4
+    warm_start : bool, default=False
+        Continue from the fitted weights on the next ``fit``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weights, sampling and the validation split: the same seed on
+        the same device gives the same model.
+    verbose : int, default=0
+        Print one line per epoch (loss, validation score, elapsed time).
+    max_inference_bytes : int, default=805306368
+        Activation memory of one inference pass before it is cut into
+        bands of rows (results are the same).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Sorted non-negative labels seen in training.
+    n_classes_ : int
+    layers_ : tuple
+        The instance network's layer specs.
+    patch_size_ : int
+        Side of the context patch of one prediction with ``n_instances``.
+    coefs_ : list of ndarray
+        Convolution weights (out, in, k, k), NumPy.
+    intercepts_ : list of ndarray
+        Convolution biases, NumPy.
+    loss_curve_ : list of float
+        Mean training loss per epoch.
+    validation_scores_ : list of float or None
+        Validation pixel accuracy per epoch (early stopping only).
+    best_validation_score_ : float or None
+    n_iter_ : int
+        Epochs run.
+    t_ : int
+        Weight updates made.
+
+    Examples
+    --------
+    >>> from skrcnn import RecurrentCNNSegmenter
+    >>> from skrcnn.datasets import make_scenes
+    >>> X, y = make_scenes(40, random_state=0, return_X_y=True)
+    >>> model = RecurrentCNNSegmenter(max_iter=2, random_state=0).fit(X, y)
+    >>> model.predict(X[:2]).shape
+    (2, 64, 64)
+    """
+
+    def __init__(self, architecture="rcnn2", hidden_sizes=None, n_instances=3,
+                 instance_schedule="staged", sampling="dense", solver="adam",
+                 learning_rate=1e-3, momentum=0.9, batch_size=16,
+                 patches_per_epoch=8192, max_iter=10, output_resolution=1.0,
+                 inference="dense", device="auto", early_stopping=False,
+                 validation_fraction=0.1, n_iter_no_change=5, tol=1e-4,
+                 warm_start=False, random_state=None, verbose=0,
+                 max_inference_bytes=768 * 2 ** 20):
+        self.architecture = architecture
+        self.hidden_sizes = hidden_sizes
+        self.n_instances = n_instances
+        self.instance_schedule = instance_schedule
+        self.sampling = sampling
+        self.solver = solver
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.batch_size = batch_size
+        self.patches_per_epoch = patches_per_epoch
+        self.max_iter = max_iter
+        self.output_resolution = output_resolution
+        self.inference = inference
+        self.device = device
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.verbose = verbose
+        self.max_inference_bytes = max_inference_bytes
+
+    # ------------------------------------------------------------------
+    # Parameters
+    # ------------------------------------------------------------------
+    def _layers(self):
+        layers = resolve_layers(self.architecture)
+        if self.hidden_sizes is None:
+            return layers
+        hidden = [i for i, layer in enumerate(layers)
+                  if layer[0] == "conv" and layer[1] != CLASSES]
+        sizes = self.hidden_sizes
+        if (not isinstance(sizes, (tuple, list)) or len(sizes) != len(hidden)
+                or not all(isinstance(s, numbers.Integral) and s >= 1
+                           for s in sizes)):
+            raise ValueError(
+                f"hidden_sizes must be {len(hidden)} positive integers (one "
+                f"per hidden convolution of {self.architecture!r}), got "
+                f"{sizes!r}")
+        layers = list(layers)
+        for index, size in zip(hidden, sizes):
+            layers[index] = ("conv", int(size), layers[index][2])
+        return tuple(layers)
+
+    def _check_params(self):
+        check_positive_int("n_instances", self.n_instances)
+        check_choice("instance_schedule", self.instance_schedule, SCHEDULES)
+        check_choice("sampling", self.sampling, SAMPLINGS)
+        check_choice("solver", self.solver, tuple(SOLVERS))
+        check_real("learning_rate", self.learning_rate, 0, low_open=True)
+        check_real("momentum", self.momentum, 0, 1, high_open=True)
+        check_positive_int("batch_size", self.batch_size)
+        check_positive_int("patches_per_epoch", self.patches_per_epoch)
+        check_positive_int("max_iter", self.max_iter)
+        check_real("validation_fraction", self.validation_fraction, 0, 1,
+                   low_open=True, high_open=True)
+        check_positive_int("n_iter_no_change", self.n_iter_no_change)
+        check_real("tol", self.tol, 0)
+        if not isinstance(self.verbose, (bool, numbers.Integral)) or \
+                self.verbose < 0:
+            raise ValueError(f"verbose must be a non-negative integer, got "
+                             f"{self.verbose!r}")
+        self._check_inference_params()
+        return self._layers()
+
+    def _check_inference_params(self):
+        check_choice("inference", self.inference, INFERENCE_METHODS)
+        check_positive_int("max_inference_bytes", self.max_inference_bytes)
+        return _resolution_step(self.output_resolution)
+
+    # ------------------------------------------------------------------
+    # Fitting
+    # ------------------------------------------------------------------
+    def fit(self, X, y):
+        """Train on labelled images.
+
+        Parameters
+        ----------
+        X : sequence of (H, W, 3) images or ndarray (n, H, W, 3)
+            uint8 or float RGB; sizes may differ.
+        y : sequence of (H, W) int label maps or ndarray (n, H, W)
+            Negative labels are unknown and ignored.
+
+        Returns
+        -------
+        self
+        """
+        layers = self._check_params()
+        reset = not (self.warm_start and hasattr(self, "coefs_"))
+        images, targets, classes = self._validate_data(X, y, layers, reset)
+        state = self._start(layers, classes, reset)
+        train, validation = self._split(images, targets, state)
+        self._run(state, train, validation, self.max_iter)
+        return self
+
+    def partial_fit(self, X, y, classes=None):
+        """One more epoch on the given images.
+
+        Parameters
+        ----------
+        X, y : see :meth:`fit`
+        classes : array-like of int, optional
+            Every label of the problem; needed on the first call when the
+            first ``y`` does not show them all. Must match ``classes_``
+            afterwards.
+
+        Returns
+        -------
+        self
+        """
+        layers = self._check_params()
+        first = not hasattr(self, "coefs_")
+        if classes is not None:
+            classes = np.asarray(classes)
+            if (classes.ndim != 1 or classes.size == 0
+                    or classes.dtype.kind not in "iu" or (classes < 0).any()
+                    or np.unique(classes).size != classes.size):
+                raise ValueError(f"classes must be distinct non-negative "
+                                 f"integers, got {classes!r}")
+            classes = np.sort(classes)
+            if not first and not np.array_equal(classes, self.classes_):
+                raise ValueError(f"classes={classes.tolist()} differs from "
+                                 f"the fitted classes_="
+                                 f"{self.classes_.tolist()}")
+        images, targets, classes = self._validate_data(
+            X, y, layers, first, classes if first else self.classes_)
+        state = self._start(layers, classes, first)
+        self._run(state, ImageSet(images, targets), None, 1)
+        return self
+
+    def _validate_data(self, X, y, layers, reset, classes=None):
+        min_size = instance_stride(layers) ** self.n_instances
+        images, _ = check_images(X, min_size=min_size)
+        label_maps = check_label_maps(y, images)
+        if not any((labels >= 0).any() for labels in label_maps):
+            raise ValueError("y: every label is negative (unknown); at "
+                             "least one labelled pixel is needed")
+        if classes is None:
+            if reset:
+                classes = np.unique(np.concatenate(
+                    [np.unique(labels[labels >= 0]) for labels in label_maps]))
+            else:
+                classes = self.classes_
+        targets = []
+        for index, labels in enumerate(label_maps):
+            known = labels >= 0
+            found = np.unique(labels[known])
+            unknown = np.setdiff1d(found, classes)
+            if unknown.size:
+                raise ValueError(f"y[{index}] holds labels "
+                                 f"{unknown.tolist()} that are not in "
+                                 f"classes_ {classes.tolist()}")
+            mapped = np.full(labels.shape, -1, dtype=np.int64)
+            mapped[known] = np.searchsorted(classes, labels[known])
+            targets.append(mapped)
+        return images, targets, classes
+
+    def _start(self, layers, classes, reset):
+        """Training state: a private copy of everything a run changes, so a
+        failed call leaves the fitted model as it was."""
+        device = resolve_device(self.device)
+        xp = array_module(device)
+        if reset:
+            random_state = check_random_state(self.random_state)
+            if isinstance(self.random_state, np.random.RandomState):
+                random_state = copy.deepcopy(random_state)
+            network = RecurrentNetwork.initialise(layers, len(classes),
+                                                  random_state, xp, DTYPE)
+            history = _History()
+            solver_state = None
+        else:
+            if tuple(self.layers_) != tuple(layers):
+                raise ValueError(
+                    f"the architecture changed since the model was fitted "
+                    f"({self.layers_} -> {layers}); fit without warm_start")
+            random_state = copy.deepcopy(self._random_state)
+            network = RecurrentNetwork(layers, len(classes), make_params(
+                _interleave(self.coefs_, self.intercepts_), xp, DTYPE))
+            history = _History(self.loss_curve_, self.validation_scores_,
+                               self.n_iter_, self.t_)
+            solver_state = self._solver_state
+        solver = SOLVERS[self.solver](self.learning_rate)
+        if self.solver == "sgd":
+            solver.momentum = self.momentum
+        if solver_state is not None and solver_state[0] == self.solver:
+            solver.state = _map_arrays(solver_state[1], xp.asarray)
+        return _State(device, xp, network, solver, random_state, history,
+                      classes)
+
+    def _split(self, images, targets, state):
+        if not self.early_stopping:
+            return ImageSet(images, targets), None
+        usable = [i for i, t in enumerate(targets) if (t >= 0).any()]
+        if len(usable) < 2:
+            raise ValueError("early_stopping needs at least 2 images with "
+                             f"labelled pixels, got {len(usable)}")
+        n_val = min(len(usable) - 1,
+                    max(1, int(round(self.validation_fraction * len(usable)))))
+        order = state.random_state.permutation(len(usable))
+        val = sorted(usable[i] for i in order[:n_val])
+        train = sorted(set(range(len(images))) - set(val))
+        pick = lambda seq, idx: [seq[i] for i in idx]  # noqa: E731
+        return (ImageSet(pick(images, train), pick(targets, train)),
+                ImageSet(pick(images, val), pick(targets, val)))
+
+    def _run(self, state, train, validation, n_epochs):
+        history, start = state.history, time.perf_counter()
+        no_improvement, best_params = 0, None
+        best_loss = min(history.loss_curve, default=np.inf)
+        converged = False
+        try:
+            for _ in range(n_epochs):
+                n_used = self._instances_this_epoch(history.n_iter)
+                loss = self._epoch(state, train, n_used)
+                history.loss_curve.append(loss)
+                history.n_iter += 1
+                line = f"Iteration {history.n_iter}, loss = {loss:.5f}"
+                final_stage = n_used == self.n_instances
+                if validation is not None:
+                    score = self._validation_score(state, validation)
+                    history.validation_scores.append(score)
+                    line += f", validation pixel accuracy = {score:.4f}"
+                    best = history.best_validation_score
+                    if final_stage and (best is None or score > best + self.tol):
+                        history.best_validation_score = score
+                        best_params = [p.data.copy()
+                                       for p in state.network.params]
+                        no_improvement = 0
+                    elif final_stage:
+                        no_improvement += 1
+                elif final_stage:
+                    if loss > best_loss - self.tol:
+                        no_improvement += 1
+                    else:
+                        no_improvement = 0
+                    best_loss = min(best_loss, loss)
+                if self.verbose:
+                    elapsed = time.perf_counter() - start
+                    print(f"{line}, {elapsed:.1f} s", file=sys.stdout,
+                          flush=True)
+                if no_improvement >= self.n_iter_no_change:
+                    converged = True
+                    if self.verbose:
+                        print(f"No improvement of at least tol={self.tol} "
+                              f"for {self.n_iter_no_change} epochs: "
+                              "stopping.", flush=True)
+                    break
+        except KeyboardInterrupt:
+            warnings.warn(f"training interrupted after {history.n_iter} "
+                          "epochs; the model keeps the weights reached so far",
+                          UserWarning, stacklevel=3)
+            converged = True
+        if best_params is not None:
+            for p, best in zip(state.network.params, best_params):
+                p.data = best
+        if not converged and n_epochs > 1:
+            warnings.warn(f"stochastic training reached max_iter="
+                          f"{self.max_iter} epochs before converging; raise "
+                          "max_iter or use early_stopping", ConvergenceWarning,
+                          stacklevel=3)
+        self._commit(state)
+
+    def _instances_this_epoch(self, epoch):
+        P = self.n_instances
+        if self.instance_schedule == "staged" and P > 1 and \
+                epoch < self.max_iter // 2:
+            return P - 1
+        return P
+
+    def _epoch(self, state, train, n_used):
+        network, xp, rng = state.network, state.xp, state.random_state
+        layers, stride = network.layers, network.stride
+        random_count = self.instance_schedule == "random"
+        loss_sum, weight_sum = None, 0
+        if self.sampling == "dense":
+            steps = [[i] for i in rng.permutation(train.usable)]
+        else:
+            n_steps = math.ceil(self.patches_per_epoch / self.batch_size)
+            steps = [min(self.batch_size,
+                         self.patches_per_epoch - k * self.batch_size)
+                     for k in range(n_steps)]
+        for step in steps:
+            if self.sampling == "dense":
+                p = rng.randint(1, n_used + 1) if random_count else n_used
+                rgb, targets = dense_example(train, step[0],
+                                             patch_size(layers, p),
+                                             stride ** p, rng, DTYPE)
+                groups = [(p, rgb, targets)]
+                count = int((targets >= 0).sum())
+            else:
+                side = patch_size(layers, n_used)
+                patches, targets = sample_patches(train, step, side, rng,
+                                                  DTYPE)
+                if random_count:
+                    counts = rng.randint(1, n_used + 1, size=step)
+                    groups = [(p, centre_crop(patches[counts == p],
+                                              patch_size(layers, p)),
+                               targets[counts == p])
+                              for p in range(1, n_used + 1)
+                              if (counts == p).any()]
+                else:
+                    groups = [(n_used, patches, targets)]
+                count = step
+            zero_grads(network.params)
+            loss = accumulate_loss(network, groups, xp)
+            if loss is None:
+                continue
+            state.solver.step(network.params)
+            state.history.t += 1
+            part = loss * count
+            loss_sum = part if loss_sum is None else loss_sum + part
+            weight_sum += count
+        # One device-to-host transfer per epoch, for the progress figure.
+        return float(to_numpy(loss_sum)) / max(weight_sum, 1)
+
+    def _validation_score(self, state, validation):
+        network, xp = state.network, state.xp
+        step = network.stride ** self.n_instances
+        correct = total = 0
+        for index in range(len(validation)):
+            image = xp.asarray(validation.standardized(index, DTYPE))
+            scores, rows, cols = image_scores(
+                network, image, self.n_instances, step=step, method="dense",
+                max_bytes=self.max_inference_bytes)
+            guess = to_numpy(scores.argmax(axis=0))
+            truth = validation.targets[index][np.ix_(rows, cols)]
+            known = truth >= 0
+            correct += int((guess[known] == truth[known]).sum())
+            total += int(known.sum())
+        return correct / max(total, 1)
+
+    def _commit(self, state):
+        """Publish the run's results as fitted attributes, all at once."""
+        params = [to_numpy(p.data) for p in state.network.params]
+        history = state.history
+        self.classes_ = state.classes
+        self.n_classes_ = len(state.classes)
+        self.layers_ = state.network.layers
+        self.patch_size_ = patch_size(self.layers_, self.n_instances)
+        self.coefs_ = params[0::2]
+        self.intercepts_ = params[1::2]
+        self.loss_curve_ = list(history.loss_curve)
+        self.validation_scores_ = (list(history.validation_scores)
+                                   if self.early_stopping else None)
+        self.best_validation_score_ = history.best_validation_score
+        self.n_iter_ = history.n_iter
+        self.t_ = history.t
+        self.n_features_in_ = 3
+        self._random_state = state.random_state
+        self._solver_state = (
+            self.solver, None if state.solver.state is None
+            else _map_arrays(state.solver.state, to_numpy))
+        self._predictor = None
+
+    # ------------------------------------------------------------------
+    # Prediction
+    # ------------------------------------------------------------------
+    def predict_proba(self, X, n_instances=None):
+        """Class probabilities of every pixel.
+
+        Parameters
+        ----------
+        X : sequence of (H, W, 3) images or ndarray (n, H, W, 3)
+        n_instances : int, optional
+            Instances to run (default: ``n_instances``); fewer shows the
+            earlier instances' guesses, as in the paper's Fig. 5.
+
+        Returns
+        -------
+        list of ndarray (H, W, n_classes), or ndarray (n, H, W, n_classes)
+            when ``X`` was an array.
+        """
+        out, was_array = self._map_images(X, n_instances, _probabilities_hwc)
+        return np.stack(out) if was_array else out
+
+    def predict(self, X, n_instances=None):
+        """Label every pixel.
+
+        Parameters
+        ----------
+        X : sequence of (H, W, 3) images or ndarray (n, H, W, 3)
+        n_instances : int, optional
+            See :meth:`predict_proba`.
+
+        Returns
+        -------
+        list of ndarray (H, W), or ndarray (n, H, W) when ``X`` was an
+        array; values are from ``classes_``.
+        """
+        out, was_array = self._map_images(
+            X, n_instances, lambda p: self.classes_[to_numpy(p.argmax(0))])
+        return np.stack(out) if was_array else out
+
+    def score(self, X, y):
+        """Pixel accuracy over the pixels with a non-negative label.
+
+        Parameters
+        ----------
+        X : sequence of images
+        y : sequence of (H, W) label maps
+
+        Returns
+        -------
+        float
+        """
+        self._check_fitted()
+        images, _ = check_images(X)
+        label_maps = check_label_maps(y, images)
+        predictions = self.predict(images)
+        correct = total = 0
+        for truth, guess in zip(label_maps, predictions):
+            known = truth >= 0
+            correct += int((guess[known] == truth[known]).sum())
+            total += int(known.sum())
+        if total == 0:
+            raise ValueError("y: every label is negative (unknown); nothing "
+                             "to score")
+        return correct / total
+
+    def _map_images(self, X, n_instances, finish):
+        self._check_fitted()
+        step = self._check_inference_params()
+        if n_instances is None:
+            n_instances = self.n_instances
+        check_positive_int("n_instances", n_instances)
+        images, was_array = check_images(X)
+        network, xp = self._network()
+        out = []
+        for image in images:
+            standardized = xp.asarray(standardize_image(image, DTYPE)
+                                      .transpose(2, 0, 1))
+            scores, rows, cols = image_scores(
+                network, xp.ascontiguousarray(standardized), n_instances,
+                step=step, method=self.inference,
+                max_bytes=self.max_inference_bytes)
+            probabilities = upsample(softmax(scores), rows, cols,
+                                     *image.shape[:2])
+            out.append(finish(probabilities))
+        return out, was_array
+
+    def _network(self):
+        device = resolve_device(self.device)
+        cached = getattr(self, "_predictor", None)
+        if cached is None or cached[0] != device:
+            xp = array_module(device)
+            network = RecurrentNetwork(
+                self.layers_, self.n_classes_,
+                make_params(_interleave(self.coefs_, self.intercepts_), xp,
+                            DTYPE))
+            cached = (device, network, xp)
+            self._predictor = cached
+        return cached[1], cached[2]
+
+    def _check_fitted(self):
+        if not hasattr(self, "coefs_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet; "
+                "call fit before predict, predict_proba or score")
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_predictor", None)  # device arrays; rebuilt on demand
+        return state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.target_tags.required = True
+        tags.target_tags.single_output = False
+        tags.non_deterministic = resolve_device_safe(self.device) == "gpu"
+        return tags
+
+
+def resolve_device_safe(device):
+    try:
+        return resolve_device(device)
+    except ValueError:
+        return "cpu"
+
+
+def _probabilities_hwc(probabilities):
+    return np.ascontiguousarray(to_numpy(probabilities).transpose(1, 2, 0))
+
+
+def _resolution_step(resolution):
+    """``k`` for an output resolution of ``1/k``."""
+    ok = isinstance(resolution, numbers.Real) and not isinstance(
+        resolution, bool) and 0 < resolution <= 1
+    step = round(1 / resolution) if ok else 0
+    if not ok or abs(1 / step - resolution) > 1e-9:
+        raise ValueError(f"output_resolution must be 1/k for a positive "
+                         f"integer k (1, 0.5, 0.25, ...), got {resolution!r}")
+    return step
+
+
+def _interleave(coefs, intercepts):
+    out = []
+    for w, b in zip(coefs, intercepts):
+        out += [w, b]
+    return out
+
+
+def _map_arrays(tree, function):
+    if isinstance(tree, dict):
+        return {k: _map_arrays(v, function) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_map_arrays(v, function) for v in tree]
+    if hasattr(tree, "shape"):
+        return function(tree)
+    return tree
+
+
+class _History:
+    def __init__(self, loss_curve=(), validation_scores=None, n_iter=0, t=0):
+        self.loss_curve = list(loss_curve)
+        self.validation_scores = list(validation_scores or [])
+        self.best_validation_score = (max(self.validation_scores)
+                                      if self.validation_scores else None)
+        self.n_iter = n_iter
+        self.t = t
+
+
+class _State:
+    def __init__(self, device, xp, network, solver, random_state, history,
+                 classes):
+        self.device = device
+        self.xp = xp
+        self.network = network
+        self.solver = solver
+        self.random_state = random_state
+        self.history = history
+        self.classes = classes

@@ -1,0 +1,235 @@
+"""Training examples and weight updates for the recurrent network.
+
+Two ways to turn labelled images into examples, both scoring a pixel with
+the patch centred on it (zero padding, the image mean, past the borders):
+
+- :func:`sample_patches` (the paper): patches around random labelled pixels
+  of random training images, one target per patch.
+- :func:`dense_example` (beyond the paper): a whole image through the
+  strided network, with a target at every output position; a random shift
+  in ``[0, S)`` per axis makes every pixel reachable. Neighbouring patches
+  share their computation, so each labelled output costs a fraction of a
+  patch.
+
+Images are kept as the user gave them and standardised on the fly (one mean
+and deviation per image), so training never holds a padded float copy of
+the whole dataset.
+"""
+
+import numpy as np
+
+from .autograd import Variable
+from .functions import softmax_cross_entropy
+
+
+class ImageSet:
+    """Training images, their class-index targets and labelled pixels.
+
+    Parameters
+    ----------
+    images : list of ndarray (H, W, 3)
+        Not copied and never modified.
+    targets : list of ndarray (H, W) of int
+        Class indices ``0..N-1``; negative = unknown (never a target).
+    """
+
+    def __init__(self, images, targets):
+        self.images = images
+        self.targets = targets
+        self.means = np.array([np.mean(image, dtype=np.float64)
+                               for image in images])
+        stds = np.array([np.std(image, dtype=np.float64) for image in images])
+        self.scales = np.where(stds > 0, 1.0 / np.where(stds > 0, stds, 1),
+                               1.0)
+        self.labelled = [np.flatnonzero(t.ravel() >= 0) for t in targets]
+        self.usable = np.array([i for i, idx in enumerate(self.labelled)
+                                if idx.size])
+
+    def __len__(self):
+        return len(self.images)
+
+    def standardized(self, index, dtype=np.float32):
+        """Image ``index`` as a standardised (3, H, W) array."""
+        image = np.asarray(self.images[index], dtype=np.float64)
+        scaled = (image - self.means[index]) * self.scales[index]
+        return np.ascontiguousarray(scaled.transpose(2, 0, 1), dtype=dtype)
+
+
+def sample_patches(image_set, n_patches, side, random_state,
+                   dtype=np.float32):
+    """Patches centred on random labelled pixels of random images.
+
+    An image is drawn uniformly among those with a labelled pixel, then one
+    of its labelled pixels uniformly.
+
+    Returns
+    -------
+    patches : ndarray of shape (n_patches, 3, side, side)
+    targets : ndarray of shape (n_patches,) of int64
+    """
+    images = image_set.usable[random_state.randint(len(image_set.usable),
+                                                   size=n_patches)]
+    patches = np.zeros((n_patches, 3, side, side), dtype=dtype)
+    targets = np.empty(n_patches, dtype=np.int64)
+    before = (side - 1) // 2
+    for k, index in enumerate(images):
+        labelled = image_set.labelled[index]
+        flat = labelled[random_state.randint(labelled.size)]
+        image = image_set.images[index]
+        height, width = image.shape[:2]
+        row, col = divmod(int(flat), width)
+        targets[k] = image_set.targets[index][row, col]
+        top, left = row - before, col - before
+        r0, c0 = max(top, 0), max(left, 0)
+        r1, c1 = min(top + side, height), min(left + side, width)
+        window = np.asarray(image[r0:r1, c0:c1], dtype=np.float64)
+        window = (window - image_set.means[index]) * image_set.scales[index]
+        patches[k, :, r0 - top:r1 - top, c0 - left:c1 - left] = \
+            window.transpose(2, 0, 1)
+    return patches, targets
+
+
+def centre_crop(patches, side):
+    """The centred ``side x side`` sub-patches (same centre pixel)."""
+    full = patches.shape[-1]
+    start = (full - 1) // 2 - (side - 1) // 2
+    return patches[:, :, start:start + side, start:start + side]
+
+
+def dense_example(image_set, index, side, stride, random_state,
+                  dtype=np.float32):
+    """A whole image prepared for one strided pass.
+
+    Parameters
+    ----------
+    side : int
+        Patch side of the network pass.
+    stride : int
+        Its total stride S.
+
+    Returns
+    -------
+    rgb : ndarray of shape (1, 3, side + S*(m-1), side + S*(n-1))
+        The padded image, shifted by a random ``(dy, dx)`` in ``[0, S)``.
+    targets : ndarray of shape (1, m, n)
+        The targets of pixels ``(dy + S*a, dx + S*b)``.
+    """
+    image = image_set.standardized(index, dtype)
+    _, height, width = image.shape
+    dy = random_state.randint(min(stride, height))
+    dx = random_state.randint(min(stride, width))
+    targets = image_set.targets[index][dy::stride, dx::stride]
+    rows, cols = targets.shape
+    before = (side - 1) // 2
+    rgb = np.zeros((1, 3, side + stride * (rows - 1),
+                    side + stride * (cols - 1)), dtype=dtype)
+    # Image pixel (y, x) sits at (y + before - dy, x + before - dx) in rgb;
+    # clip where the shift reaches past the padding.
+    top, left = before - dy, before - dx
+    src = image[:, max(-top, 0):, max(-left, 0):]
+    top, left = max(top, 0), max(left, 0)
+    src = src[:, :rgb.shape[2] - top, :rgb.shape[3] - left]
+    rgb[0, :, top:top + src.shape[1], left:left + src.shape[2]] = src
+    return rgb, np.ascontiguousarray(targets)[None]
+
+
+def accumulate_loss(network, groups, xp):
+    """Forward and backward over example groups that share the weights.
+
+    Parameters
+    ----------
+    groups : list of (n_instances, rgb, targets)
+        Each group is run with its own number of instances.
+
+    Returns
+    -------
+    loss : array of shape ()
+        The mean loss over every labelled target of every group (each
+        group's mean weighted by its count of labelled targets); gradients
+        of that mean are accumulated in the parameters' ``.grad``.
+    """
+    counts = [int((targets >= 0).sum()) for _, _, targets in groups]
+    total = max(sum(counts), 1)
+    loss_sum = None
+    for (n_instances, rgb, targets), count in zip(groups, counts):
+        if count == 0:
+            continue
+        scores = network.forward(xp.asarray(rgb), n_instances)
+        if targets.ndim == 1:  # patches: one 1x1 output each
+            targets = targets[:, None, None]
+        loss = softmax_cross_entropy(scores, xp.asarray(targets))
+        weight = count / total
+        loss.backward(xp.asarray(weight, dtype=loss.dtype))
+        part = loss.data * weight
+        loss_sum = part if loss_sum is None else loss_sum + part
+    return loss_sum
+
+
+class SGD:
+    """Stochastic gradient descent with (optional) momentum.
+
+    Parameters
+    ----------
+    learning_rate : float
+    momentum : float
+    """
+
+    def __init__(self, learning_rate, momentum=0.0):
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.state = None
+
+    def step(self, params):
+        if self.momentum == 0:
+            for p in params:
+                p.data -= self.learning_rate * p.grad
+            return
+        if self.state is None:
+            self.state = [p.data * 0 for p in params]
+        for p, velocity in zip(params, self.state):
+            velocity *= self.momentum
+            velocity -= self.learning_rate * p.grad
+            p.data += velocity
+
+
+class Adam:
+    """Adam (Kingma & Ba) with the usual defaults for beta_1, beta_2, eps."""
+
+    def __init__(self, learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
+        self.learning_rate = learning_rate
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.state = None
+
+    def step(self, params):
+        if self.state is None:
+            self.state = {"t": 0, "m": [p.data * 0 for p in params],
+                          "v": [p.data * 0 for p in params]}
+        state = self.state
+        state["t"] += 1
+        t = state["t"]
+        # Bias corrections folded into the step size, as in the paper.
+        step = self.learning_rate * np.sqrt(1 - self.beta_2 ** t) / (
+            1 - self.beta_1 ** t)
+        for p, m, v in zip(params, state["m"], state["v"]):
+            m *= self.beta_1
+            m += (1 - self.beta_1) * p.grad
+            v *= self.beta_2
+            v += (1 - self.beta_2) * p.grad * p.grad
+            p.data -= float(step) * m / (v ** 0.5 + self.epsilon)
+
+
+SOLVERS = {"sgd": SGD, "adam": Adam}
+
+
+def zero_grads(params):
+    """Forget the gradients of the last step."""
+    for p in params:
+        p.zero_grad()
+
+
+def make_params(arrays, xp, dtype):
+    """Trainable Variables on ``xp`` from NumPy arrays (always copies)."""
+    return [Variable(xp.array(a, dtype=dtype), requires_grad=True)
+            for a in arrays]

@@ -1,0 +1,322 @@
+"""RecurrentCNNSegmenter: learning, context, determinism, the training loop's
+controls, the output formats and the inference modes."""
+
+import pickle
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
+
+from scenes import SMALL, colour_scenes, horizon_scenes
+from skrcnn.inference import image_scores
+from skrcnn.preprocessing import standardize_image
+from skrcnn.segmenter import RecurrentCNNSegmenter
+
+
+def _model(**params):
+    defaults = dict(architecture=SMALL, n_instances=1, max_iter=3,
+                    learning_rate=1e-2, random_state=0)
+    defaults.update(params)
+    return RecurrentCNNSegmenter(**defaults)
+
+
+@pytest.fixture(scope="module")
+def colour_data():
+    return colour_scenes(30), colour_scenes(12, seed=1)
+
+
+@pytest.fixture(scope="module")
+def fitted(colour_data):
+    (X, y), _ = colour_data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return _model(n_instances=2, max_iter=4).fit(X, y)
+
+
+def _pixel_accuracy(truth, guess):
+    known = truth >= 0
+    return (truth[known] == guess[known]).mean()
+
+
+@pytest.mark.parametrize("sampling", ["dense", "patch"])
+def test_training_lowers_the_loss_and_beats_the_majority(colour_data,
+                                                         sampling):
+    (X, y), (X_test, y_test) = colour_data
+    model = _model(sampling=sampling, max_iter=4, patches_per_epoch=1024)
+    with pytest.warns(ConvergenceWarning):
+        model.fit(X, y)
+    assert model.loss_curve_[-1] < 0.5 * model.loss_curve_[0]
+    majority = np.bincount(y_test.ravel()).max() / y_test.size
+    accuracy = _pixel_accuracy(y_test, model.predict(X_test))
+    assert accuracy > majority + 0.3
+    assert accuracy > 0.9
+
+
+def test_more_instances_see_wider_context():
+    """Sky and water look the same; only the horizon (out of reach of one
+    instance's 6-pixel patch for most pixels) tells them apart."""
+    X, y = horizon_scenes(60)
+    X_test, y_test = horizon_scenes(30, seed=1)
+    accuracy = {}
+    for n_instances in (1, 3):
+        model = _model(n_instances=n_instances, instance_schedule="fixed",
+                       max_iter=8)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(X, y)
+        accuracy[n_instances] = model.score(X_test, y_test)
+    assert accuracy[1] < 0.8
+    assert accuracy[3] > 0.95
+    assert accuracy[3] > accuracy[1] + 0.2
+
+
+@pytest.mark.parametrize("params", [
+    dict(), dict(sampling="patch", patches_per_epoch=128,
+                 instance_schedule="random"),
+    dict(early_stopping=True, solver="sgd")])
+def test_same_random_state_gives_the_same_model(colour_data, params):
+    (X, y), _ = colour_data
+    models = []
+    for seed in (3, 3, 4):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            models.append(_model(n_instances=2, max_iter=2, random_state=seed,
+                                 **params).fit(X, y))
+    for a, b in zip(models[0].coefs_ + models[0].intercepts_,
+                    models[1].coefs_ + models[1].intercepts_):
+        np.testing.assert_array_equal(a, b)
+    assert models[0].loss_curve_ == models[1].loss_curve_
+    assert not np.array_equal(models[0].coefs_[0], models[2].coefs_[0])
+
+
+def test_fitted_attributes(fitted, colour_data):
+    (X, y), _ = colour_data
+    assert list(fitted.classes_) == [0, 1, 2]
+    assert fitted.n_classes_ == 3
+    assert fitted.patch_size_ == 16
+    assert fitted.n_iter_ == len(fitted.loss_curve_) == 4
+    assert fitted.t_ == 4 * len(X)
+    assert [w.shape for w in fitted.coefs_] == [(8, 6, 3, 3), (8, 8, 2, 2),
+                                                (3, 8, 1, 1)]
+    assert all(type(w) is np.ndarray and w.dtype == np.float32
+               for w in fitted.coefs_ + fitted.intercepts_)
+    assert fitted.validation_scores_ is None
+
+
+def test_outputs_use_the_original_labels_and_container():
+    X, y = colour_scenes(12)
+    y = np.array([7, 3, 10])[y]
+    y[:, 0, :] = -5  # unknown row
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = _model(max_iter=3).fit(list(X), list(y))
+    np.testing.assert_array_equal(model.classes_, [3, 7, 10])
+    as_list = model.predict(list(X[:3]))
+    as_array = model.predict(X[:3])
+    assert isinstance(as_list, list) and as_array.shape == (3, 20, 24)
+    np.testing.assert_array_equal(np.stack(as_list), as_array)
+    assert set(np.unique(as_array)) <= {3, 7, 10}
+    proba = model.predict_proba(X[:3])
+    assert proba.shape == (3, 20, 24, 3)
+    np.testing.assert_allclose(proba.sum(-1), 1, atol=1e-5)
+    np.testing.assert_array_equal(model.classes_[proba.argmax(-1)], as_array)
+    # Different image sizes come back as a list of their own shapes.
+    mixed = model.predict([X[0], X[1][:13, :17]])
+    assert [m.shape for m in mixed] == [(20, 24), (13, 17)]
+
+
+def test_score_is_pixel_accuracy_over_known_labels(fitted, colour_data):
+    _, (X, y) = colour_data
+    y = y.copy()
+    y[:, :5] = -1
+    prediction = fitted.predict(X)
+    known = y >= 0
+    expected = (prediction[known] == y[known]).mean()
+    assert fitted.score(X, y) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("resolution", [1.0, 0.5, 0.25])
+def test_shift_and_stitch_and_dense_inference_agree(fitted, colour_data,
+                                                    resolution):
+    _, (X, _) = colour_data
+    dense = clone(fitted).set_params(output_resolution=resolution)
+    shift = clone(fitted).set_params(output_resolution=resolution,
+                                     inference="shift")
+    for model in (dense, shift):
+        model.__dict__.update({k: v for k, v in fitted.__dict__.items()
+                               if k.endswith("_") and not k.startswith("__")})
+    np.testing.assert_allclose(dense.predict_proba(X[:2]),
+                               shift.predict_proba(X[:2]), atol=1e-5)
+
+
+def test_reduced_resolution_keeps_the_labelled_pixels(fitted, colour_data):
+    _, (X, _) = colour_data
+    full = fitted.predict_proba(X[:1])[0]
+    half = clone(fitted).set_params(output_resolution=0.5)
+    half.__dict__.update({k: v for k, v in fitted.__dict__.items()
+                          if k.endswith("_")})
+    reduced = half.predict_proba(X[:1])[0]
+    np.testing.assert_allclose(reduced[::2, ::2], full[::2, ::2], atol=1e-5)
+    assert not np.allclose(reduced, full, atol=1e-5)  # really interpolated
+
+
+def test_predict_proba_of_fewer_instances(fitted, colour_data):
+    """n_instances=1 gives the first instance's guess, scored like a one-
+    instance network on the same weights."""
+    _, (X, _) = colour_data
+    network, _ = fitted._network()
+    image = standardize_image(X[0]).transpose(2, 0, 1).copy()
+    scores, _, _ = image_scores(network, image, 1)
+    first = fitted.predict_proba(X[:1], n_instances=1)[0]
+    expected = np.exp(scores - scores.max(0))
+    expected /= expected.sum(0)
+    np.testing.assert_allclose(first, expected.transpose(1, 2, 0), atol=1e-6)
+
+
+def test_partial_fit_runs_one_epoch_and_checks_classes(colour_data):
+    (X, y), _ = colour_data
+    model = _model()
+    only_two = np.where(y == 2, 1, y)
+    model.partial_fit(X[:5], only_two[:5], classes=[0, 1, 2])
+    np.testing.assert_array_equal(model.classes_, [0, 1, 2])
+    assert model.n_iter_ == 1
+    model.partial_fit(X[5:10], y[5:10])
+    assert model.n_iter_ == 2 and len(model.loss_curve_) == 2
+    with pytest.raises(ValueError, match=r"classes=\[0, 1\] differs"):
+        model.partial_fit(X[:2], y[:2], classes=[0, 1])
+    bad = y[:2].copy()
+    bad[1, 0, 0] = 9
+    with pytest.raises(ValueError, match=r"y\[1\] holds labels \[9\]"):
+        model.partial_fit(X[:2], bad)
+    assert model.n_iter_ == 2
+
+
+def test_warm_start_continues_training(colour_data):
+    (X, y), _ = colour_data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = _model(max_iter=2, warm_start=True).fit(X, y)
+        first = [w.copy() for w in model.coefs_]
+        model.fit(X, y)
+    assert model.n_iter_ == 4 and len(model.loss_curve_) == 4
+    assert not np.array_equal(first[0], model.coefs_[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        cold = _model(max_iter=2).fit(X, y)
+        cold.fit(X, y)
+    assert cold.n_iter_ == 2
+
+
+def test_early_stopping_restores_the_best_weights(colour_data):
+    (X, y), _ = colour_data
+    # tol=1 can never be beaten: the first epoch stays best, training stops
+    # after n_iter_no_change more, and the first epoch's weights come back.
+    model = _model(early_stopping=True, tol=1.0, n_iter_no_change=2,
+                   max_iter=10, validation_fraction=0.2).fit(X, y)
+    assert model.n_iter_ == 3
+    assert len(model.validation_scores_) == 3
+    assert model.best_validation_score_ == model.validation_scores_[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        one_epoch = _model(early_stopping=True, max_iter=1,
+                           validation_fraction=0.2).fit(X, y)
+    for a, b in zip(model.coefs_, one_epoch.coefs_):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_verbose_prints_one_line_per_epoch(colour_data, capsys):
+    (X, y), _ = colour_data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        _model(max_iter=2, verbose=1, early_stopping=True).fit(X, y)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2
+    assert lines[1].startswith("Iteration 2, loss = ")
+    assert "validation pixel accuracy" in lines[1] and lines[1].endswith(" s")
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_the_model(colour_data, monkeypatch):
+    (X, y), _ = colour_data
+    original = RecurrentCNNSegmenter._epoch
+    calls = []
+
+    def interrupted(self, *args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(self, *args)
+
+    monkeypatch.setattr(RecurrentCNNSegmenter, "_epoch", interrupted)
+    with pytest.warns(UserWarning, match="interrupted after 1 epochs"):
+        model = _model(max_iter=5).fit(X, y)
+    assert model.n_iter_ == 1
+    assert model.predict(X[:1]).shape == (1, 20, 24)
+
+
+def test_failed_fit_leaves_the_fitted_model_untouched(fitted, colour_data,
+                                                      monkeypatch):
+    (X, y), _ = colour_data
+    model = pickle.loads(pickle.dumps(fitted))
+    before = pickle.dumps(model.__dict__)
+
+    def broken(self, *args):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(RecurrentCNNSegmenter, "_epoch", broken)
+    for warm_start in (False, True):
+        model.set_params(warm_start=warm_start)
+        with pytest.raises(RuntimeError, match="disk on fire"):
+            model.fit(X, y)
+        with pytest.raises(RuntimeError, match="disk on fire"):
+            model.partial_fit(X, y)
+    model.set_params(warm_start=False)
+    assert pickle.dumps(model.__dict__) == before
+
+
+def test_user_data_is_not_modified(colour_data):
+    (X, y), _ = colour_data
+    X_float = X.astype(np.float64)
+    X_copy, y_copy = X_float.copy(), y.copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = _model(max_iter=1).fit(X_float, y)
+    model.predict(X_float)
+    model.score(X_float, y)
+    np.testing.assert_array_equal(X_float, X_copy)
+    np.testing.assert_array_equal(y, y_copy)
+
+
+def test_pickle_and_joblib_round_trips_predict_the_same(fitted, colour_data,
+                                                        tmp_path):
+    _, (X, _) = colour_data
+    expected = fitted.predict_proba(X[:2])
+    assert "_predictor" in fitted.__dict__
+    restored = pickle.loads(pickle.dumps(fitted))
+    assert "_predictor" not in restored.__dict__
+    np.testing.assert_array_equal(restored.predict_proba(X[:2]), expected)
+    joblib.dump(fitted, tmp_path / "model.joblib")
+    loaded = joblib.load(tmp_path / "model.joblib")
+    np.testing.assert_array_equal(loaded.predict_proba(X[:2]), expected)
+
+
+def test_clone_and_params(fitted):
+    copy = clone(fitted)
+    assert copy.get_params() == fitted.get_params()
+    assert not hasattr(copy, "coefs_")
+    copy.set_params(architecture="rcnn1", hidden_sizes=(10, 20))
+    assert copy.get_params()["hidden_sizes"] == (10, 20)
+
+
+def test_hidden_sizes_replace_the_preset_widths():
+    X, y = colour_scenes(4, shape=(16, 16))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = RecurrentCNNSegmenter(architecture="rcnn2", n_instances=1,
+                                      hidden_sizes=(3, 5), max_iter=1,
+                                      random_state=0).fit(X, y)
+    assert [w.shape for w in model.coefs_] == [(3, 6, 8, 8), (5, 3, 8, 8),
+                                               (3, 5, 1, 1)]
+    assert model.patch_size_ == 23

@@ -1,0 +1,113 @@
+"""Bad input to RecurrentCNNSegmenter: a clear error naming the image and the
+problem, raised before any training starts."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import NotFittedError
+
+from scenes import SMALL, colour_scenes
+from skrcnn.segmenter import RecurrentCNNSegmenter
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Fail loudly if a bad call ever reaches the training loop."""
+    def reached(*args, **kwargs):
+        raise AssertionError("training started before the input was checked")
+    monkeypatch.setattr(RecurrentCNNSegmenter, "_epoch", reached)
+
+
+def _data():
+    X, y = colour_scenes(3, shape=(12, 14))
+    return list(X), list(y)
+
+
+def _model(**params):
+    return RecurrentCNNSegmenter(**{**dict(architecture=SMALL, n_instances=2,
+                                           max_iter=1), **params})
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda X, y: (X, y[:2]), r"y has 2 label maps for 3 images"),
+    (lambda X, y: (X, y[:1] + [y[1][:, :5]] + y[2:]),
+     r"y\[1\] has shape \(12, 5\) but image 1 is \(12, 14\)"),
+    (lambda X, y: (X[:2] + [X[2][..., :2]], y),
+     r"X\[2\] has shape \(12, 14, 2\); expected \(H, W, 3\)"),
+    (lambda X, y: ([X[0], np.where(X[1] > 100, np.nan, 1.0), X[2]], y),
+     r"X\[1\] contains NaN or infinite"),
+    (lambda X, y: ([X[0], X[1], np.full((12, 14, 3), np.inf)], y),
+     r"X\[2\] contains NaN or infinite"),
+    (lambda X, y: ([], []), r"X is empty"),
+    (lambda X, y: (X, [np.full(l.shape, -1) for l in y]),
+     r"every label is negative"),
+    (lambda X, y: (X[:1] + [X[1][:3, :3]] + X[2:],
+                   y[:1] + [y[1][:3, :3]] + y[2:]),
+     r"X\[1\] is 3x3 pixels; images must be at least 4x4"),
+    (lambda X, y: ([X[0].astype(str)] + X[1:], y), r"X\[0\] has dtype <U"),
+    (lambda X, y: (X, [y[0].astype(np.float64) + 0.5] + y[1:]),
+     r"y\[0\] holds non-integer labels"),
+    (lambda X, y: (np.stack(X)[0], y), r"X is one array of shape"),
+])
+def test_bad_training_input_is_named(change, message, no_training):
+    X, y = change(*_data())
+    with pytest.raises((ValueError, TypeError), match=message):
+        _model().fit(X, y)
+    with pytest.raises((ValueError, TypeError), match=message):
+        _model().partial_fit(X, y)
+
+
+@pytest.mark.parametrize("params,message", [
+    (dict(architecture="rcnn9"), "architecture must be one of"),
+    (dict(n_instances=0), "n_instances must be an integer >= 1"),
+    (dict(sampling="pixels"), "sampling must be one of"),
+    (dict(instance_schedule="x"), "instance_schedule must be one of"),
+    (dict(solver="lbfgs"), "solver must be one of"),
+    (dict(learning_rate=0), r"learning_rate must be a real number in \(0"),
+    (dict(momentum=1.0), "momentum must be"),
+    (dict(batch_size=0), "batch_size must be"),
+    (dict(max_iter=2.5), "max_iter must be"),
+    (dict(validation_fraction=1.0), "validation_fraction must be"),
+    (dict(output_resolution=0.3), "output_resolution must be 1/k"),
+    (dict(inference="fast"), "inference must be one of"),
+    (dict(device="tpu"), "device must be one of"),
+    (dict(hidden_sizes=(4,)), r"hidden_sizes must be 2 positive integers"),
+    (dict(verbose=-1), "verbose must be"),
+])
+def test_bad_parameters_are_named_at_fit(params, message, no_training):
+    model = RecurrentCNNSegmenter(**params)  # __init__ only stores
+    with pytest.raises(ValueError, match=message):
+        model.fit(*_data())
+
+
+def test_predict_before_fit_is_not_fitted_error():
+    X, y = _data()
+    for method in ("predict", "predict_proba"):
+        with pytest.raises(NotFittedError, match="not fitted yet"):
+            getattr(_model(), method)(X)
+    with pytest.raises(NotFittedError):
+        _model().score(X, y)
+
+
+def test_early_stopping_needs_two_labelled_images(no_training):
+    X, y = _data()
+    with pytest.raises(ValueError, match="early_stopping needs at least 2"):
+        _model(early_stopping=True).fit(X[:1], y[:1])
+
+
+def test_bad_prediction_input_is_named():
+    X, y = _data()
+    model = _model(random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(X, y)
+    with pytest.raises(ValueError, match=r"X\[1\] has shape \(12, 14\)"):
+        model.predict([X[0], X[1][..., 0]])
+    with pytest.raises(ValueError, match=r"y\[0\] has shape"):
+        model.score(X, [y[0][:3]] + y[1:])
+    with pytest.raises(ValueError, match="n_instances must be"):
+        model.predict(X, n_instances=0)
+    model.set_params(output_resolution=2.0)
+    with pytest.raises(ValueError, match="output_resolution"):
+        model.predict(X)

@@ -1,0 +1,159 @@
+"""Training examples and updates: patches and dense examples must present
+exactly the pixels and targets they claim, and the loss over groups run with
+different numbers of instances must have exact gradients."""
+
+import numpy as np
+import pytest
+
+from gradcheck import check_gradients, numerical_directional_derivative
+from skrcnn import Variable, no_grad
+from skrcnn.architecture import patch_size
+from skrcnn.network import RecurrentNetwork
+from skrcnn.training import (SGD, Adam, ImageSet, accumulate_loss,
+                             centre_crop, dense_example, sample_patches)
+
+TINY = (("conv", 4, 3), ("pool", 2), ("tanh",), ("conv", "classes", 2))
+
+
+def _image_set(seed=0, shapes=((9, 12), (14, 7))):
+    rng = np.random.default_rng(seed)
+    images = [rng.integers(0, 256, shape + (3,)).astype(np.uint8)
+              for shape in shapes]
+    targets = [rng.integers(-1, 3, shape) for shape in shapes]
+    return ImageSet(images, targets)
+
+
+def _reference_patch(image, row, col, side):
+    """Standardise the whole image, zero-pad it, cut the centred patch."""
+    values = image.astype(np.float64)
+    values = (values - values.mean()) / values.std()
+    before = (side - 1) // 2
+    padded = np.zeros((values.shape[0] + side, values.shape[1] + side, 3))
+    padded[before:before + values.shape[0], before:before + values.shape[1]] = values
+    return padded[row:row + side, col:col + side].transpose(2, 0, 1)
+
+
+@pytest.mark.parametrize("side", [1, 4, 7, 23])
+def test_patches_are_centred_standardised_and_zero_padded(side):
+    images = _image_set()
+    rng = np.random.RandomState(0)
+    patches, targets = sample_patches(images, 40, side, rng,
+                                      dtype=np.float64)
+    assert patches.shape == (40, 3, side, side)
+    assert (targets >= 0).all()
+    # Replay the draws to know which pixel each patch is centred on.
+    replay = np.random.RandomState(0)
+    chosen = images.usable[replay.randint(len(images.usable), size=40)]
+    for k, index in enumerate(chosen):
+        labelled = images.labelled[index]
+        flat = labelled[replay.randint(labelled.size)]
+        row, col = divmod(int(flat), images.images[index].shape[1])
+        assert targets[k] == images.targets[index][row, col]
+        np.testing.assert_allclose(
+            patches[k], _reference_patch(images.images[index], row, col, side),
+            atol=1e-12)
+
+
+def test_patches_never_target_unknown_pixels_or_unlabelled_images():
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 256, (6, 6, 3)) for _ in range(3)]
+    targets = [np.full((6, 6), -1), np.full((6, 6), -1), np.full((6, 6), -1)]
+    targets[1][2, 3] = 2
+    image_set = ImageSet(images, targets)
+    np.testing.assert_array_equal(image_set.usable, [1])
+    patches, labels = sample_patches(image_set, 30, 3, np.random.RandomState(0))
+    assert (labels == 2).all()
+    expected = _reference_patch(images[1], 2, 3, 3)
+    np.testing.assert_allclose(patches[0], expected, atol=1e-6)
+
+
+def test_centre_crop_keeps_the_centre_pixel():
+    patches = np.arange(2 * 3 * 67 * 67, dtype=float).reshape(2, 3, 67, 67)
+    small = centre_crop(patches, 23)
+    assert small.shape == (2, 3, 23, 23)
+    assert small[0, 0, 11, 11] == patches[0, 0, 33, 33]
+
+
+@pytest.mark.parametrize("n_instances", [1, 2])
+def test_dense_example_outputs_score_the_claimed_pixels(n_instances):
+    images = _image_set(seed=2, shapes=((13, 21),))
+    net = RecurrentNetwork.initialise(TINY, 3, np.random.RandomState(0),
+                                      dtype=np.float64)
+    side, stride = patch_size(TINY, n_instances), 2 ** n_instances
+    rng = np.random.RandomState(5)
+    seen = set()
+    for _ in range(6):
+        state = rng.get_state()
+        rgb, targets = dense_example(images, 0, side, stride, rng, np.float64)
+        replay = np.random.RandomState()
+        replay.set_state(state)
+        dy, dx = replay.randint(stride), replay.randint(stride)
+        seen.add((dy, dx))
+        with no_grad():
+            scores = net.forward(rgb, n_instances).data
+        assert scores.shape[2:] == targets.shape[1:]
+        for a, b in [(0, 0), (targets.shape[1] - 1, targets.shape[2] - 1)]:
+            row, col = dy + stride * a, dx + stride * b
+            assert targets[0, a, b] == images.targets[0][row, col]
+            patch = _reference_patch(images.images[0], row, col, side)
+            with no_grad():
+                single = net.forward(patch[None], n_instances).data
+            np.testing.assert_allclose(scores[0, :, a, b], single[0, :, 0, 0],
+                                       atol=1e-12)
+    assert len(seen) > 1  # the shift really is random
+
+
+def test_loss_over_groups_with_different_instance_counts_has_exact_gradient():
+    net = RecurrentNetwork.initialise(TINY, 3, np.random.RandomState(1),
+                                      dtype=np.float64)
+    rng = np.random.default_rng(3)
+    groups = [(1, rng.standard_normal((3, 3, 6, 6)), np.array([0, 2, -1])),
+              (2, rng.standard_normal((2, 3, 16, 16)), np.array([1, 1]))]
+
+    def objective(*params):
+        # Independent composition: the mean NLL over all labelled examples.
+        total, count = 0.0, 0
+        for p, rgb, targets in groups:
+            net.params = [Variable(a) for a in params]
+            with no_grad():
+                scores = net.forward(rgb, p).data[:, :, 0, 0]
+            log_p = scores - np.log(np.exp(scores).sum(1, keepdims=True))
+            for k, t in enumerate(targets):
+                if t >= 0:
+                    total -= log_p[k, t]
+                    count += 1
+        return total / count
+
+    params = [p.data.copy() for p in net.params]
+    trained = [Variable(a.copy(), requires_grad=True) for a in params]
+    net.params = trained
+    loss = accumulate_loss(net, groups, np)
+    assert loss == pytest.approx(objective(*params), rel=1e-12)
+    rng_dir = np.random.default_rng(0)
+    for k, p in enumerate(trained):
+        direction = rng_dir.standard_normal(p.shape)
+
+        def along(x, k=k):
+            args = list(params)
+            args[k] = x
+            return objective(*args)
+
+        numeric = (along(params[k] + 1e-6 * direction)
+                   - along(params[k] - 1e-6 * direction)) / 2e-6
+        analytic = float((p.grad * direction).sum())
+        assert analytic == pytest.approx(numeric, rel=1e-5, abs=1e-8)
+
+
+def test_sgd_and_adam_follow_their_update_rules():
+    w = Variable(np.array([1.0, -2.0]), requires_grad=True)
+    w.grad = np.array([0.5, 1.0])
+    sgd = SGD(0.1, momentum=0.9)
+    sgd.step([w])
+    np.testing.assert_allclose(w.data, [0.95, -2.1])
+    sgd.step([w])  # velocity 0.9 * v - lr * g
+    np.testing.assert_allclose(w.data, [0.95 - 0.095, -2.1 - 0.19])
+    v = Variable(np.array([1.0]), requires_grad=True)
+    adam = Adam(0.01)
+    v.grad = np.array([3.0])
+    adam.step([v])  # first Adam step moves by lr * sign(g)
+    np.testing.assert_allclose(v.data, [0.99], atol=1e-7)
