@@ -324,7 +324,9 @@ class RecurrentCNNSegmenter(BaseEstimator):
         if self.solver == "sgd":
             solver.momentum = self.momentum
         if solver_state is not None and solver_state[0] == self.solver:
-            solver.state = _map_arrays(solver_state[1], xp.asarray)
+            # Copies: the solver updates its moments in place, and the fitted
+            # state may be read-only (joblib.load(mmap_mode="r")).
+            solver.state = _map_arrays(solver_state[1], xp.array)
         return _State(device, xp, network, solver, random_state, history,
                       classes)
 

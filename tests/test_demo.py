@@ -1,31 +1,58 @@
-"""The engine demo (the README's main job until the estimator lands) must
-really learn: held-out accuracy well above the majority-class baseline."""
+"""The README's main job, in a quick mode: it must really learn, write the
+Fig. 5-style picture and run from both entry points."""
 
 import subprocess
 import sys
 
-from skrcnn._engine_demo import run_demo
+import numpy as np
+from skimage.io import imread
+
 from skrcnn.cli import main
+from skrcnn.demo import PALETTE, colour_labels, run_demo
 
 
-def test_demo_learns_textures_beyond_majority_baseline():
+def test_demo_learns_and_writes_the_figure(tmp_path):
     lines = []
-    accuracy, majority = run_demo(n_train=32, n_test=16, epochs=8,
-                                  sink=lines.append)
-    assert accuracy > majority + 0.3
-    assert accuracy > 0.85
-    assert len(lines) == 9  # one line per epoch, then the score
+    out = tmp_path / "demo.png"
+    result = run_demo(n_images=24, epochs=2, seed=1, output=str(out),
+                      verbose=0, sink=lines.append)
+    assert set(result["instances"]) == {1, 2, 3}
+    best = max(r["pixel_accuracy"] for r in result["instances"].values())
+    assert best > result["majority"] + 0.2
+    picture = imread(out)
+    # 6 held-out scenes, 4 shown: image, truth, 3 instances; 3x scale.
+    assert picture.shape[1] == 5 * 64 * 3 + 6 * 4
+    assert picture.shape[0] == 4 * 64 * 3 + 5 * 4
+    assert sum(line.startswith("  after instance") for line in lines) == 3
 
 
-def test_demo_is_deterministic_for_a_seed():
-    first = run_demo(n_train=16, n_test=8, epochs=2, sink=lambda _: None)
-    second = run_demo(n_train=16, n_test=8, epochs=2, sink=lambda _: None)
-    assert first == second
+def test_colours_follow_the_label_value():
+    labels = np.array([[0, 5], [-1, 2]])
+    rgb = colour_labels(labels)
+    np.testing.assert_array_equal(rgb[0, 0], np.round(PALETTE[0] * 255))
+    np.testing.assert_array_equal(rgb[0, 1], np.round(PALETTE[5] * 255))
+    np.testing.assert_array_equal(rgb[1, 0], [0, 0, 0])
+    # The same class keeps its colour whatever else is in the picture.
+    np.testing.assert_array_equal(colour_labels(np.array([[2]]))[0, 0],
+                                  rgb[1, 1])
 
 
-def test_cli_demo_entry_points(capsys):
-    assert main(["demo", "--epochs", "1"]) == 0
-    assert "held-out pixel accuracy" in capsys.readouterr().out
-    done = subprocess.run([sys.executable, "-m", "skrcnn", "demo", "--epochs",
-                           "1"], capture_output=True, text=True, check=True)
-    assert "held-out pixel accuracy" in done.stdout
+def test_cli_demo_entry_points(tmp_path, capsys):
+    args = ["demo", "--images", "8", "--epochs", "1", "--instances", "2",
+            "-q", "--output", str(tmp_path / "a.png")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "after instance 2" in out and "Iteration" not in out
+    assert (tmp_path / "a.png").exists()
+    args[-1] = str(tmp_path / "b.png")
+    done = subprocess.run([sys.executable, "-m", "skrcnn"] + args,
+                          capture_output=True, text=True, check=True)
+    assert "after instance 2" in done.stdout
+
+
+def test_cli_rejects_bad_counts(capsys):
+    import pytest
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--epochs", "0"])
+    assert exit_info.value.code == 2
+    assert "--epochs must be at least 1" in capsys.readouterr().err
