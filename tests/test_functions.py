@@ -285,6 +285,7 @@ POOL_CASES = [
     (1, 2, 12, 11, (8, 7), 2, 1),
     (2, 1, 7, 7, 1, 1, 1),        # 1x1 kernel is the identity
     (1, 1, 7, 8, 1, 3, 2),        # subsampling only
+    (2, 3, 17, 19, 8, None, 1),   # the plain network's 8x8 tiles, ragged edge
     (1, 2, 13, 8, (4, 2), (2, 3), (3, 2)),
     (3, 1, 6, 6, (6, 1), (1, 2), 1),
 ]

@@ -38,6 +38,8 @@ class MaxPooling2D(_Pooling2D):
 
     def forward(self, x):
         xp = get_array_module(x)
+        if self._tiles():
+            return self._forward_tiles(xp, x)
         taps = self.taps(x)
         _, first = next(taps)
         y = first.copy()
@@ -58,9 +60,49 @@ class MaxPooling2D(_Pooling2D):
         self.saved = (x.shape, winner)
         return y
 
-    def backward(self, grad_y):
+    def _tiles(self):
+        """Non-overlapping windows (stride = kernel, no dilation), such as
+        the plain network's 8x8 pool: the windows tile the input, so they
+        can be handled as one reshaped array instead of kh*kw tap passes."""
+        return self.stride == self.kernel and self.dilation == (1, 1)
+
+    def _blocks(self, xp, array):
+        """(N, C, OH, KH, OW, KW) view of the tiled part of ``array``."""
+        (oh, ow), (kh, kw) = self.out_shape, self.kernel
+        n, c = array.shape[:2]
+        s0, s1, s2, s3 = array.strides
+        return xp.lib.stride_tricks.as_strided(
+            array, (n, c, oh, kh, ow, kw), (s0, s1, s2 * kh, s2, s3 * kw, s3))
+
+    def _forward_tiles(self, xp, x):
+        blocks = self._blocks(xp, x)
+        if not self.needs_input_grad[0]:
+            return blocks.max(axis=(3, 5))
+        n, c, oh, kh, ow, kw = blocks.shape
+        windows = blocks.transpose(0, 1, 2, 4, 3, 5).reshape(
+            n, c, oh, ow, kh * kw)
+        # argmax takes the first maximum: the same tie rule as the taps.
+        winner = windows.argmax(axis=-1).astype(
+            xp.uint8 if kh * kw <= 256 else xp.int32)
+        self.saved = (x.shape, winner)
+        return windows.max(axis=-1)
+
+    def _backward_tiles(self, xp, grad_y):
         x_shape, winner = self.saved
+        (kh, kw) = self.kernel
+        taps = xp.arange(kh * kw, dtype=winner.dtype)
+        routed = (winner[..., None] == taps) * grad_y[..., None]
+        n, c, oh, ow = grad_y.shape
+        grad_x = xp.zeros(x_shape, dtype=grad_y.dtype)
+        self._blocks(xp, grad_x)[...] = routed.reshape(
+            n, c, oh, ow, kh, kw).transpose(0, 1, 2, 4, 3, 5)
+        return (grad_x,)
+
+    def backward(self, grad_y):
         xp = get_array_module(grad_y)
+        if self._tiles():
+            return self._backward_tiles(xp, grad_y)
+        x_shape, winner = self.saved
         grad_x = xp.zeros(x_shape, dtype=grad_y.dtype)
         routed = xp.empty_like(grad_y)
         for tap_index, view in self.taps(grad_x):
