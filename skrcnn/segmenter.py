@@ -15,7 +15,7 @@ from sklearn.utils import check_random_state
 from ._validation import (check_choice, check_images, check_label_maps,
                           check_positive_int, check_real)
 from .architecture import CLASSES, instance_stride, patch_size, resolve_layers
-from .backend import array_module, resolve_device, to_numpy
+from .backend import array_module, gpu_available, resolve_device, to_numpy
 from .inference import INFERENCE_METHODS, image_scores, softmax, upsample
 from .network import RecurrentNetwork
 from .preprocessing import standardize_image
@@ -582,7 +582,7 @@ class RecurrentCNNSegmenter(BaseEstimator):
         return out, was_array
 
     def _network(self):
-        device = resolve_device(self.device)
+        device = self._prediction_device()
         cached = getattr(self, "_predictor", None)
         if cached is None or cached[0] != device:
             xp = array_module(device)
@@ -593,6 +593,16 @@ class RecurrentCNNSegmenter(BaseEstimator):
             cached = (device, network, xp)
             self._predictor = cached
         return cached[1], cached[2]
+
+    def _prediction_device(self):
+        """Where to predict: a model fitted with ``device="gpu"`` and loaded
+        on a machine without one predicts on the CPU (with a warning)
+        rather than failing: its weights are NumPy arrays anyway."""
+        if self.device == "gpu" and not gpu_available():
+            warnings.warn("device='gpu' but no usable GPU here: predicting "
+                          "on the CPU", UserWarning, stacklevel=4)
+            return "cpu"
+        return resolve_device(self.device)
 
     def _check_fitted(self):
         if not hasattr(self, "coefs_"):
@@ -610,11 +620,11 @@ class RecurrentCNNSegmenter(BaseEstimator):
         tags.input_tags.two_d_array = False
         tags.target_tags.required = True
         tags.target_tags.single_output = False
-        tags.non_deterministic = resolve_device_safe(self.device) == "gpu"
+        tags.non_deterministic = _resolve_device_safe(self.device) == "gpu"
         return tags
 
 
-def resolve_device_safe(device):
+def _resolve_device_safe(device):
     try:
         return resolve_device(device)
     except ValueError:

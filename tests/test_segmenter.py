@@ -320,3 +320,20 @@ def test_hidden_sizes_replace_the_preset_widths():
     assert [w.shape for w in model.coefs_] == [(3, 6, 8, 8), (5, 3, 8, 8),
                                                (3, 5, 1, 1)]
     assert model.patch_size_ == 23
+
+
+def test_model_for_gpu_predicts_on_cpu_where_there_is_none(fitted, colour_data,
+                                                           monkeypatch):
+    """A model fitted with device="gpu" and loaded on a machine without a
+    GPU predicts on the CPU, with a warning, instead of failing."""
+    import skrcnn.segmenter as segmenter
+    monkeypatch.setattr(segmenter, "gpu_available", lambda: False)
+    _, (X, _) = colour_data
+    expected = fitted.predict(X[:2])
+    model = pickle.loads(pickle.dumps(fitted)).set_params(device="gpu")
+    with pytest.warns(UserWarning, match="predicting on the CPU"):
+        np.testing.assert_array_equal(model.predict(X[:2]), expected)
+    from skrcnn.backend import gpu_available
+    if not gpu_available():  # training on a GPU that is not there fails
+        with pytest.raises(ValueError, match="device='gpu' was requested"):
+            model.fit(*colour_scenes(2))

@@ -1,0 +1,55 @@
+"""The estimator on CuPy: the same seed gives the same model as on NumPy (to
+float tolerance), and a GPU-fitted model pickles as NumPy arrays that load
+and predict on the CPU. Needs a CUDA GPU; skipped cleanly without one.
+
+Not yet run on a real GPU (no device was lent to the sessions so far).
+"""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from skrcnn import backend
+
+pytestmark = pytest.mark.gpu
+
+if not backend.gpu_available():
+    pytest.skip("needs CuPy and a CUDA GPU", allow_module_level=True)
+
+from scenes import SMALL, colour_scenes  # noqa: E402
+from skrcnn.segmenter import RecurrentCNNSegmenter  # noqa: E402
+
+
+def _fit(device, **params):
+    X, y = colour_scenes(12)
+    model = RecurrentCNNSegmenter(architecture=SMALL, n_instances=2,
+                                  max_iter=2, learning_rate=1e-2,
+                                  random_state=0, device=device, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return model.fit(X, y), X
+
+
+@pytest.mark.parametrize("params", [dict(), dict(sampling="patch",
+                                                 patches_per_epoch=64),
+                                    dict(inference="shift")])
+def test_same_seed_same_model_on_cpu_and_gpu(params):
+    cpu, X = _fit("cpu", **params)
+    gpu, _ = _fit("gpu", **params)
+    for a, b in zip(cpu.coefs_ + cpu.intercepts_, gpu.coefs_ + gpu.intercepts_):
+        assert type(b) is np.ndarray
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(cpu.predict_proba(X[:2]),
+                               gpu.predict_proba(X[:2]), atol=1e-3)
+
+
+def test_gpu_fitted_model_loads_and_predicts_on_cpu():
+    gpu, X = _fit("gpu")
+    expected = gpu.predict_proba(X[:2])
+    restored = pickle.loads(pickle.dumps(gpu))
+    restored.set_params(device="cpu")
+    np.testing.assert_allclose(restored.predict_proba(X[:2]), expected,
+                               atol=1e-5)
