@@ -1,0 +1,135 @@
+"""Shared pieces of the paper benchmarks: training on a time budget,
+scoring a test set, and writing the result tables (JSON + Markdown)."""
+
+import json
+import time
+import warnings
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+
+from skrcnn import RecurrentCNNSegmenter
+from skrcnn.metrics import (confusion_matrix, mean_class_accuracy, mean_iou,
+                            pixel_accuracy)
+
+
+def train_for(model, X, y, seconds, classes, log=print, label=""):
+    """``partial_fit`` epochs until ``seconds`` of training have passed.
+
+    The budget is checked between epochs, so the last epoch may overrun it;
+    the time actually spent is returned (training only, no evaluation).
+    """
+    spent = 0.0
+    while spent < seconds:
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.partial_fit(X, y, classes=classes)
+        spent += time.perf_counter() - start
+        log(f"  {label} epoch {model.n_iter_}: loss {model.loss_curve_[-1]:.4f}"
+            f" ({spent / 60:.1f} of {seconds / 60:.1f} min)")
+    return spent
+
+
+def evaluate(model, X, y, labels):
+    """Full-resolution scores of ``model`` on a test set, and timing."""
+    start = time.perf_counter()
+    predicted = model.predict(X)
+    seconds = time.perf_counter() - start
+    return {"pixel_accuracy": pixel_accuracy(y, predicted, labels=labels),
+            "mean_class_accuracy": mean_class_accuracy(y, predicted,
+                                                       labels=labels),
+            "mean_iou": mean_iou(y, predicted, labels=labels),
+            "predict_s_per_image": seconds / len(X),
+            "confusion": confusion_matrix(y, predicted,
+                                          labels=labels).tolist()}
+
+
+def make_model(architecture, n_instances, args, hidden_sizes=None):
+    """The benchmark's estimator: Adam, dense sampling unless asked."""
+    return RecurrentCNNSegmenter(
+        architecture=architecture, hidden_sizes=hidden_sizes,
+        n_instances=n_instances, instance_schedule="fixed",
+        sampling=args.sampling, learning_rate=args.learning_rate,
+        batch_size=args.batch_size, patches_per_epoch=args.patches_per_epoch,
+        device=args.device, random_state=args.seed)
+
+
+def rows_for_fold(fold, X_train, y_train, X_test, y_test, n_classes, args,
+                  plain_hidden=(25, 50), log=print):
+    """Table rows of one fold: rcnn2 with 2 then 3 instances (one model,
+    the paper's staged training: the third instance is added to the trained
+    two-instance network and training continues) and the plain network."""
+    classes = np.arange(n_classes)
+    rows = []
+    budget = args.train_minutes * 60
+    rcnn2 = make_model("rcnn2", 2, args)
+    spent = train_for(rcnn2, X_train, y_train, budget / 2, classes, log,
+                      "rcnn2 P=2")
+    rows.append({"fold": fold, "model": "rcnn2, 2 instances",
+                 "train_s": spent, "epochs": rcnn2.n_iter_,
+                 **evaluate(rcnn2, X_test, y_test, classes)})
+    log_row(rows[-1], log)
+    rcnn2.set_params(n_instances=3)
+    spent += train_for(rcnn2, X_train, y_train, budget / 2, classes, log,
+                       "rcnn2 P=3")
+    rows.append({"fold": fold, "model": "rcnn2, 3 instances",
+                 "train_s": spent, "epochs": rcnn2.n_iter_,
+                 **evaluate(rcnn2, X_test, y_test, classes)})
+    log_row(rows[-1], log)
+    if not args.no_plain:
+        plain = make_model("plain", 1, args, hidden_sizes=plain_hidden)
+        spent = train_for(plain, X_train, y_train, budget, classes, log,
+                          "plain")
+        rows.append({"fold": fold, "model": "plain",
+                     "train_s": spent, "epochs": plain.n_iter_,
+                     **evaluate(plain, X_test, y_test, classes)})
+        log_row(rows[-1], log)
+    return rows, rcnn2
+
+
+def log_row(row, log=print):
+    log(f"fold {row['fold']} {row['model']}: pixel "
+        f"{100 * row['pixel_accuracy']:.1f}%, class average "
+        f"{100 * row['mean_class_accuracy']:.1f}%, mean IoU "
+        f"{100 * row['mean_iou']:.1f}%, trained {row['train_s'] / 60:.1f} "
+        f"min, predict {row['predict_s_per_image']:.2f} s/image")
+
+
+def summarise(rows):
+    """Mean over folds per model."""
+    out = []
+    for model in dict.fromkeys(r["model"] for r in rows):
+        mine = [r for r in rows if r["model"] == model]
+        out.append({"model": model, "folds": len(mine), **{
+            key: float(np.mean([r[key] for r in mine]))
+            for key in ("pixel_accuracy", "mean_class_accuracy", "mean_iou",
+                        "train_s", "predict_s_per_image")}})
+    return out
+
+
+def markdown_table(summary, references, title):
+    lines = [f"### {title}", "",
+             "| model | folds | pixel acc. | class avg. | mean IoU | "
+             "training | predict / image |",
+             "|---|---|---|---|---|---|---|"]
+    for row in summary:
+        lines.append(
+            f"| skrcnn {row['model']} | {row['folds']} | "
+            f"{100 * row['pixel_accuracy']:.1f}% | "
+            f"{100 * row['mean_class_accuracy']:.1f}% | "
+            f"{100 * row['mean_iou']:.1f}% | "
+            f"{row['train_s'] / 60:.1f} min | "
+            f"{row['predict_s_per_image']:.2f} s |")
+    for name, figures in references:
+        cells = [figures.get(k, "") for k in ("pixel", "class", "iou",
+                                              "train", "predict")]
+        lines.append(f"| {name} | | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(path_stem, payload, markdown):
+    with open(path_stem + ".json", "w") as f:
+        json.dump(payload, f, indent=2)
+    with open(path_stem + ".md", "w") as f:
+        f.write(markdown)

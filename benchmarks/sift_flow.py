@@ -1,0 +1,70 @@
+"""The paper's SIFT Flow protocol (Table 4 rows), on a time budget.
+
+The standard split (2488 train / 200 test images of 256x256, 33 classes,
+``TestSet1.txt``), read by ``skrcnn.datasets.load_sift_flow`` from
+``--data-home`` (the folder holding ``SiftFlowDataset.zip`` or its extracted
+``SiftFlowDataset/``). Trains rcnn2 with 2 then 3 instances (staged, shared
+weights) and the plain network (SIFT Flow sizes: 50 and 50 hidden units),
+each on ``--train-minutes``, and scores them at full resolution: pixel
+accuracy, average per-class accuracy, mean IoU, training and prediction
+time, beside REFERENCE.md's bars. Writes JSON + Markdown.
+
+Usage::
+
+    python benchmarks/sift_flow.py --data-home DIR --train-minutes 60
+"""
+
+import argparse
+import os
+import sys
+import time
+
+from skrcnn.datasets import load_sift_flow
+
+from _protocol import markdown_table, rows_for_fold, summarise, write_outputs
+
+REFERENCES = [("bar (REFERENCE.md 5), full resolution",
+               {"pixel": ">= 77%", "class": ">= 30%"})]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-home", required=True,
+                        help="folder holding SiftFlowDataset.zip")
+    parser.add_argument("--train-minutes", type=float, default=30.0)
+    parser.add_argument("--sampling", default="dense",
+                        choices=("dense", "patch"))
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--patches-per-epoch", type=int, default=4096)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-plain", action="store_true")
+    parser.add_argument("--output", default="sift_flow_results")
+    args = parser.parse_args(argv)
+
+    data = load_sift_flow(data_home=args.data_home, download_if_missing=False)
+    pick = lambda seq, idx: [seq[i] for i in idx]  # noqa: E731
+    train, test = data.train_indices, data.test_indices
+    print(f"SIFT Flow: {len(train)} train / {len(test)} test images, "
+          f"{len(data.class_names)} classes", flush=True)
+    start = time.perf_counter()
+    rows, _ = rows_for_fold(
+        0, pick(data.images, train), pick(data.labels, train),
+        pick(data.images, test), pick(data.labels, test),
+        len(data.class_names), args, plain_hidden=(50, 50),
+        log=lambda line: print(line, flush=True))
+    summary = summarise(rows)
+    title = (f"SIFT Flow, 2488/200 split, {args.train_minutes} min per "
+             f"model, {args.sampling} sampling, device {args.device}")
+    markdown = markdown_table(summary, REFERENCES, title)
+    print("\n" + markdown)
+    write_outputs(args.output, {"args": vars(args), "rows": rows,
+                                "summary": summary,
+                                "wall_s": time.perf_counter() - start,
+                                "cpu_count": os.cpu_count()}, markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

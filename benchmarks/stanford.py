@@ -1,0 +1,115 @@
+"""The paper's Stanford Background protocol (Table 3 rows), on a time budget.
+
+5-fold cross-validation, 572 train / 143 test images per fold
+(``skrcnn.model_selection.stanford_folds``: names sorted, seeded, the three
+byte-identical image pairs kept in one fold), or ``--canonical`` for
+REFERENCE.md's canonical fold 0 (the fold the PyTorch and scikit-image
+figures were measured on). Per fold it trains
+
+* rcnn2 with 2 instances for half of ``--train-minutes``, scores it, then
+  adds the third instance (shared weights, the paper's staged training) and
+  trains for the other half, and scores it again;
+* the plain network (Stanford sizes) for ``--train-minutes``;
+
+and scores each on the fold's test images at full resolution (dense pass):
+pixel accuracy, average per-class accuracy, mean IoU, training time and
+prediction time per image. It prints and writes (JSON + Markdown) the table
+beside REFERENCE.md's accuracy bars, its PyTorch 30-minute figure and
+scikit-image's trainable segmenter.
+
+Usage::
+
+    python benchmarks/stanford.py --canonical --train-minutes 30
+    python benchmarks/stanford.py --folds 5 --train-minutes 60   # full protocol
+"""
+
+import argparse
+import os
+import sys
+import time
+
+import joblib
+
+from skrcnn.model_selection import canonical_stanford_split, stanford_folds
+
+from _protocol import markdown_table, rows_for_fold, summarise, write_outputs
+from _stanford_data import load_stanford
+
+REFERENCES = [
+    ("bar (REFERENCE.md 5), 5-fold, 3 instances",
+     {"pixel": ">= 80%", "class": ">= 70%"}),
+    ("PyTorch rcnn2 dense, 30 min CPU, canonical fold, 3 inst.",
+     {"pixel": "63.1%", "class": "47.5%", "iou": "35.7%", "train": "30 min",
+      "predict": "0.70 s"}),
+    ("PyTorch rcnn2 dense, 30 min CPU, canonical fold, 2 inst.",
+     {"pixel": "58.6%", "class": "43.3%", "iou": "31.2%", "train": "30 min"}),
+    ("scikit-image trainable segmenter (RF), canonical fold",
+     {"pixel": "59.0%", "class": "48.7%", "iou": "37.2%", "train": "2.9 min",
+      "predict": "0.41 s"}),
+]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--canonical", action="store_true",
+                        help="REFERENCE.md's canonical fold 0 only")
+    parser.add_argument("--folds", type=int, default=5,
+                        help="run the first K of the 5 folds")
+    parser.add_argument("--train-minutes", type=float, default=30.0,
+                        help="training budget per model and fold")
+    parser.add_argument("--sampling", default="dense",
+                        choices=("dense", "patch"))
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--patches-per-epoch", type=int, default=4096)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-plain", action="store_true",
+                        help="skip the plain network")
+    parser.add_argument("--n-train", type=int,
+                        help="use only the first N training images of a fold "
+                             "(quick runs)")
+    parser.add_argument("--n-test", type=int,
+                        help="score only the first N test images of a fold")
+    parser.add_argument("--data-home")
+    parser.add_argument("--output", default="stanford_results",
+                        help="path stem of the .json and .md outputs")
+    parser.add_argument("--save-model",
+                        help="joblib file for the last fold's rcnn2 model")
+    args = parser.parse_args(argv)
+
+    data = load_stanford(args.data_home)
+    if args.canonical:
+        folds = [canonical_stanford_split(data.filenames)]
+    else:
+        folds = list(stanford_folds(data.filenames))[:args.folds]
+    rows, start = [], time.perf_counter()
+    for index, (train, test) in enumerate(folds):
+        train, test = train[:args.n_train], test[:args.n_test]
+        print(f"fold {index}: {len(train)} train / {len(test)} test images, "
+              f"{args.train_minutes} min per model", flush=True)
+        pick = lambda seq, idx: [seq[i] for i in idx]  # noqa: E731
+        fold_rows, model = rows_for_fold(
+            index, pick(data.images, train), pick(data.labels, train),
+            pick(data.images, test), pick(data.labels, test),
+            len(data.class_names), args,
+            log=lambda line: print(line, flush=True))
+        rows += fold_rows
+        if args.save_model:
+            joblib.dump(model, args.save_model)
+    summary = summarise(rows)
+    protocol = ("canonical fold 0" if args.canonical
+                else f"{len(folds)} of the 5 paper folds")
+    title = (f"Stanford Background, {protocol}, {args.train_minutes} min per "
+             f"model, {args.sampling} sampling, device {args.device}")
+    markdown = markdown_table(summary, REFERENCES, title)
+    print("\n" + markdown)
+    write_outputs(args.output, {"args": vars(args), "rows": rows,
+                                "summary": summary,
+                                "wall_s": time.perf_counter() - start,
+                                "cpu_count": os.cpu_count()}, markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
