@@ -20,7 +20,8 @@ from .inference import INFERENCE_METHODS, image_scores, softmax, upsample
 from .network import RecurrentNetwork
 from .preprocessing import standardize_image
 from .training import (SOLVERS, ImageSet, accumulate_loss, centre_crop,
-                       dense_example, make_params, sample_patches, zero_grads)
+                       dense_example, make_params, sample_crops,
+                       sample_patches, zero_grads)
 
 SAMPLINGS = ("dense", "patch")
 SCHEDULES = ("staged", "random", "fixed")
@@ -58,6 +59,12 @@ class RecurrentCNNSegmenter(BaseEstimator):
         network (one image a step, a random shift in ``[0, S)`` per axis)
         and takes the loss at every labelled output: the same per-pixel
         loss with the work of overlapping patches shared.
+    crop_size : int, optional
+        With ``sampling="dense"``: train on ``batch_size`` random crops a
+        step, each giving ``crop_size x crop_size`` strided outputs (placed
+        so one output falls on a random labelled pixel), and count
+        ``patches_per_epoch`` crops as an epoch. None (default): whole
+        images, one a step.
     solver : {"adam", "sgd"}, default="adam"
     learning_rate : float, default=1e-3
     momentum : float, default=0.9
@@ -65,7 +72,7 @@ class RecurrentCNNSegmenter(BaseEstimator):
     batch_size : int, default=16
         Patches per step with ``sampling="patch"``.
     patches_per_epoch : int, default=8192
-        Patches making one epoch with ``sampling="patch"``.
+        Patches (or crops, see ``crop_size``) making one epoch.
     max_iter : int, default=10
         Epochs: passes over the training images (dense) or
         ``patches_per_epoch`` patches (patch).
@@ -131,7 +138,8 @@ class RecurrentCNNSegmenter(BaseEstimator):
     """
 
     def __init__(self, architecture="rcnn2", hidden_sizes=None, n_instances=3,
-                 instance_schedule="staged", sampling="dense", solver="adam",
+                 instance_schedule="staged", sampling="dense", crop_size=None,
+                 solver="adam",
                  learning_rate=1e-3, momentum=0.9, batch_size=16,
                  patches_per_epoch=8192, max_iter=10, output_resolution=1.0,
                  inference="dense", device="auto", early_stopping=False,
@@ -143,6 +151,7 @@ class RecurrentCNNSegmenter(BaseEstimator):
         self.n_instances = n_instances
         self.instance_schedule = instance_schedule
         self.sampling = sampling
+        self.crop_size = crop_size
         self.solver = solver
         self.learning_rate = learning_rate
         self.momentum = momentum
@@ -187,6 +196,8 @@ class RecurrentCNNSegmenter(BaseEstimator):
         check_positive_int("n_instances", self.n_instances)
         check_choice("instance_schedule", self.instance_schedule, SCHEDULES)
         check_choice("sampling", self.sampling, SAMPLINGS)
+        if self.crop_size is not None:
+            check_positive_int("crop_size", self.crop_size)
         check_choice("solver", self.solver, tuple(SOLVERS))
         check_real("learning_rate", self.learning_rate, 0, low_open=True)
         check_real("momentum", self.momentum, 0, 1, high_open=True)
@@ -415,7 +426,8 @@ class RecurrentCNNSegmenter(BaseEstimator):
         layers, stride = network.layers, network.stride
         random_count = self.instance_schedule == "random"
         loss_sum, weight_sum = None, 0
-        if self.sampling == "dense":
+        whole_images = self.sampling == "dense" and self.crop_size is None
+        if whole_images:
             steps = [[i] for i in rng.permutation(train.usable)]
         else:
             n_steps = math.ceil(self.patches_per_epoch / self.batch_size)
@@ -423,7 +435,14 @@ class RecurrentCNNSegmenter(BaseEstimator):
                          self.patches_per_epoch - k * self.batch_size)
                      for k in range(n_steps)]
         for step in steps:
-            if self.sampling == "dense":
+            if self.sampling == "dense" and not whole_images:
+                p = rng.randint(1, n_used + 1) if random_count else n_used
+                rgb, targets = sample_crops(
+                    train, step, patch_size(layers, p), stride ** p,
+                    self.crop_size, rng, DTYPE)
+                groups = [(p, rgb, targets)]
+                count = int((targets >= 0).sum())
+            elif whole_images:
                 p = rng.randint(1, n_used + 1) if random_count else n_used
                 rgb, targets = dense_example(train, step[0],
                                              patch_size(layers, p),

@@ -73,20 +73,66 @@ def sample_patches(image_set, n_patches, side, random_state,
     targets = np.empty(n_patches, dtype=np.int64)
     before = (side - 1) // 2
     for k, index in enumerate(images):
-        labelled = image_set.labelled[index]
-        flat = labelled[random_state.randint(labelled.size)]
-        image = image_set.images[index]
-        height, width = image.shape[:2]
-        row, col = divmod(int(flat), width)
+        row, col = _random_labelled_pixel(image_set, index, random_state)
         targets[k] = image_set.targets[index][row, col]
-        top, left = row - before, col - before
-        r0, c0 = max(top, 0), max(left, 0)
-        r1, c1 = min(top + side, height), min(left + side, width)
-        window = np.asarray(image[r0:r1, c0:c1], dtype=np.float64)
-        window = (window - image_set.means[index]) * image_set.scales[index]
-        patches[k, :, r0 - top:r1 - top, c0 - left:c1 - left] = \
-            window.transpose(2, 0, 1)
+        _cut(image_set, index, row - before, col - before, patches[k])
     return patches, targets
+
+
+def sample_crops(image_set, n_crops, side, stride, outputs, random_state,
+                 dtype=np.float32):
+    """Crops for a strided pass with ``outputs x outputs`` outputs each.
+
+    Dense sampling on crops: each crop is placed so that one of its output
+    positions (drawn uniformly) lands on a random labelled pixel of a random
+    image, so every pixel is reachable at every alignment; its targets are
+    the pixels ``stride`` apart from there (-1 outside the image).
+
+    Returns
+    -------
+    crops : ndarray of shape (n_crops, 3, side + stride*(outputs-1), ...)
+    targets : ndarray of shape (n_crops, outputs, outputs) of int64
+    """
+    images = image_set.usable[random_state.randint(len(image_set.usable),
+                                                   size=n_crops)]
+    extent = side + stride * (outputs - 1)
+    crops = np.zeros((n_crops, 3, extent, extent), dtype=dtype)
+    targets = np.full((n_crops, outputs, outputs), -1, dtype=np.int64)
+    before = (side - 1) // 2
+    for k, index in enumerate(images):
+        row, col = _random_labelled_pixel(image_set, index, random_state)
+        a, b = random_state.randint(outputs, size=2)
+        top, left = row - stride * a, col - stride * b  # output (0, 0)
+        labels = image_set.targets[index]
+        rows = top + stride * np.arange(outputs)
+        cols = left + stride * np.arange(outputs)
+        inside_r = (rows >= 0) & (rows < labels.shape[0])
+        inside_c = (cols >= 0) & (cols < labels.shape[1])
+        targets[k][np.ix_(inside_r, inside_c)] = labels[
+            np.ix_(rows[inside_r], cols[inside_c])]
+        _cut(image_set, index, top - before, left - before, crops[k])
+    return crops, targets
+
+
+def _random_labelled_pixel(image_set, index, random_state):
+    labelled = image_set.labelled[index]
+    flat = labelled[random_state.randint(labelled.size)]
+    return divmod(int(flat), image_set.images[index].shape[1])
+
+
+def _cut(image_set, index, top, left, out):
+    """Standardised pixels of image ``index`` whose top-left corner is
+    ``(top, left)`` into ``out`` (3, h, w); outside the image stays 0."""
+    image = image_set.images[index]
+    height, width = image.shape[:2]
+    side_h, side_w = out.shape[1:]
+    r0, c0 = max(top, 0), max(left, 0)
+    r1, c1 = min(top + side_h, height), min(left + side_w, width)
+    if r0 >= r1 or c0 >= c1:
+        return
+    window = np.asarray(image[r0:r1, c0:c1], dtype=np.float64)
+    window = (window - image_set.means[index]) * image_set.scales[index]
+    out[:, r0 - top:r1 - top, c0 - left:c1 - left] = window.transpose(2, 0, 1)
 
 
 def centre_crop(patches, side):

@@ -337,3 +337,14 @@ def test_model_for_gpu_predicts_on_cpu_where_there_is_none(fitted, colour_data,
     if not gpu_available():  # training on a GPU that is not there fails
         with pytest.raises(ValueError, match="device='gpu' was requested"):
             model.fit(*colour_scenes(2))
+
+
+def test_dense_sampling_on_crops_learns(colour_data):
+    (X, y), (X_test, y_test) = colour_data
+    model = _model(sampling="dense", crop_size=3, batch_size=8,
+                   patches_per_epoch=256, max_iter=4)
+    with pytest.warns(ConvergenceWarning):
+        model.fit(X, y)
+    assert model.t_ == 4 * 32
+    assert model.loss_curve_[-1] < 0.5 * model.loss_curve_[0]
+    assert model.score(X_test, y_test) > 0.9

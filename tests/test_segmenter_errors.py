@@ -67,6 +67,7 @@ def test_bad_training_input_is_named(change, message, no_training):
     (dict(learning_rate=0), r"learning_rate must be a real number in \(0"),
     (dict(momentum=1.0), "momentum must be"),
     (dict(batch_size=0), "batch_size must be"),
+    (dict(crop_size=0), "crop_size must be"),
     (dict(max_iter=2.5), "max_iter must be"),
     (dict(validation_fraction=1.0), "validation_fraction must be"),
     (dict(output_resolution=0.3), "output_resolution must be 1/k"),

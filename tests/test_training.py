@@ -10,7 +10,8 @@ from skrcnn import Variable, no_grad
 from skrcnn.architecture import patch_size
 from skrcnn.network import RecurrentNetwork
 from skrcnn.training import (SGD, Adam, ImageSet, accumulate_loss,
-                             centre_crop, dense_example, sample_patches)
+                             centre_crop, dense_example, sample_crops,
+                             sample_patches)
 
 TINY = (("conv", 4, 3), ("pool", 2), ("tanh",), ("conv", "classes", 2))
 
@@ -157,3 +158,48 @@ def test_sgd_and_adam_follow_their_update_rules():
     v.grad = np.array([3.0])
     adam.step([v])  # first Adam step moves by lr * sign(g)
     np.testing.assert_allclose(v.data, [0.99], atol=1e-7)
+
+
+@pytest.mark.parametrize("n_instances,outputs", [(1, 3), (2, 4)])
+def test_crop_outputs_score_the_claimed_pixels(n_instances, outputs):
+    """A crop's strided outputs are the patch scores of pixels ``stride``
+    apart, one of them a labelled pixel; targets are those pixels' labels
+    (-1 outside the image)."""
+    images = _image_set(seed=4, shapes=((9, 12), (14, 7)))
+    net = RecurrentNetwork.initialise(TINY, 3, np.random.RandomState(2),
+                                      dtype=np.float64)
+    side, stride = patch_size(TINY, n_instances), 2 ** n_instances
+    rng = np.random.RandomState(1)
+    state = rng.get_state()
+    crops, targets = sample_crops(images, 6, side, stride, outputs, rng,
+                                  np.float64)
+    assert crops.shape == (6, 3, side + stride * (outputs - 1),
+                           side + stride * (outputs - 1))
+    assert targets.shape == (6, outputs, outputs)
+    with no_grad():
+        scores = net.forward(crops, n_instances).data
+    replay = np.random.RandomState()
+    replay.set_state(state)
+    chosen = images.usable[replay.randint(len(images.usable), size=6)]
+    outside = 0
+    for k, index in enumerate(chosen):
+        labelled = images.labelled[index]
+        flat = labelled[replay.randint(labelled.size)]
+        image = images.images[index]
+        row, col = divmod(int(flat), image.shape[1])
+        a0, b0 = replay.randint(outputs, size=2)
+        assert targets[k, a0, b0] == images.targets[index][row, col] >= 0
+        for a in range(outputs):
+            for b in range(outputs):
+                r, c = row + stride * (a - a0), col + stride * (b - b0)
+                if not (0 <= r < image.shape[0] and 0 <= c < image.shape[1]):
+                    assert targets[k, a, b] == -1
+                    outside += 1
+                    continue
+                assert targets[k, a, b] == images.targets[index][r, c]
+                patch = _reference_patch(image, r, c, side)
+                with no_grad():
+                    single = net.forward(patch[None], n_instances).data
+                np.testing.assert_allclose(scores[k, :, a, b],
+                                           single[0, :, 0, 0], atol=1e-12)
+    assert outside > 0  # the test reached the image borders
