@@ -1,0 +1,370 @@
+"""``skrcnn train``, ``skrcnn predict`` and ``skrcnn evaluate``.
+
+Each command takes the parsed arguments and a ``say`` function (print, or
+nothing with ``-q``); problems with the user's input raise
+:class:`~skrcnn._cli_io.InputError`, which ``skrcnn.cli`` turns into one
+line on stderr and exit status 2.
+"""
+
+import contextlib
+import io
+import json
+import math
+import os
+import sys
+import time
+import warnings
+
+import numpy as np
+
+from ._cli_io import (InputError, Progress, check_unique_stems,
+                      check_writable_file, class_name, collect_images,
+                      list_images, load_model, name_files, overlay,
+                      pair_labels, read_image, read_label_map, save_model,
+                      stem, write_label_png, write_rgb_png)
+from .datasets import DataNotFoundError
+
+DATASETS = ("scenes", "stanford", "sift-flow")
+FOLDS = ("train", "test", "all")
+#: Synthetic scenes: the train fold is make_scenes(n, random_state=0), the
+#: test fold make_scenes(n, random_state=1); n defaults to this.
+SCENES_DEFAULT_N = 120
+SCENES_SEEDS = {"train": 0, "test": 1}
+#: --n-images draws its subset with this seed, independent of --seed, so
+#: that train and evaluate pick the same images.
+SUBSET_SEED = 0
+
+
+class Data:
+    """Images and label maps with the names that error messages use."""
+
+    def __init__(self, images, labels, image_names, label_names,
+                 class_names, description, source):
+        self.images, self.labels = images, labels
+        self.image_names, self.label_names = image_names, label_names
+        self.class_names, self.description = class_names, description
+        self.source = source  # {"dataset": ..., "fold": ...} or folders
+
+
+# ------------------------------------------------------------------- data
+
+def load_data(args, default_fold, quiet):
+    """The images selected by ``--dataset`` or ``--images/--labels``."""
+    fold = args.fold or default_fold
+    if args.dataset is not None:
+        if args.images is not None or args.labels is not None:
+            raise InputError("give either --dataset or --images and "
+                             "--labels, not both")
+        # The loaders announce slow first loads on stderr; -q hushes them.
+        hush = contextlib.redirect_stderr(io.StringIO()) if quiet else \
+            contextlib.nullcontext()
+        with hush:
+            try:
+                return _load_dataset(args.dataset, fold, args.data_home,
+                                     args.n_images)
+            except DataNotFoundError as exc:  # say it the command line's way
+                raise InputError(str(exc).replace(
+                    "pass data_home=", "pass --data-home")) from None
+    if args.images is None or args.labels is None:
+        raise InputError("give --dataset NAME, or both --images FOLDER and "
+                         "--labels FOLDER")
+    if args.fold is not None:
+        raise InputError("--fold applies to --dataset only")
+    return _load_folders(args.images, args.labels, args.n_images)
+
+
+def _subset(n_total, n_images):
+    if n_images is None or n_images >= n_total:
+        return np.arange(n_total)
+    rng = np.random.RandomState(SUBSET_SEED)
+    return np.sort(rng.choice(n_total, n_images, replace=False))
+
+
+def _load_dataset(name, fold, data_home, n_images):
+    if name == "scenes":
+        from .datasets import make_scenes
+
+        n = n_images or SCENES_DEFAULT_N
+        images, labels, names = [], [], []
+        for part in (("train", "test") if fold == "all" else (fold,)):
+            bunch = make_scenes(n, random_state=SCENES_SEEDS[part])
+            images += list(bunch.images)
+            labels += list(bunch.labels)
+            names += [f"{part} scene {i}" for i in range(n)]
+        return Data(images, labels, names, names, bunch.class_names,
+                    f"{_count(len(images), 'synthetic scene')} ({fold} "
+                    "fold)",
+                    {"dataset": name, "fold": fold})
+    if name == "stanford":
+        from .datasets import load_stanford_background
+        from .model_selection import canonical_stanford_split
+
+        bunch = load_stanford_background(data_home=data_home)
+        if fold == "all":
+            chosen = np.arange(len(bunch.images))
+        else:
+            train, test = canonical_stanford_split(bunch.filenames)
+            chosen = train if fold == "train" else test
+        title = "Stanford Background"
+    else:
+        from .datasets import load_sift_flow
+
+        bunch = load_sift_flow(data_home=data_home)
+        chosen = {"train": bunch.train_indices, "test": bunch.test_indices,
+                  "all": np.arange(len(bunch.images))}[fold]
+        title = "SIFT Flow"
+    chosen = np.asarray(chosen)[_subset(len(chosen), n_images)]
+    names = [f"{title} image {bunch.filenames[i]}" for i in chosen]
+    return Data([bunch.images[i] for i in chosen],
+                [bunch.labels[i] for i in chosen], names, names,
+                bunch.class_names,
+                f"{_count(len(chosen), title + ' image')} ({fold} fold)",
+                {"dataset": name, "fold": fold})
+
+
+def _load_folders(images_folder, labels_folder, n_images):
+    image_paths = list_images(images_folder)
+    if os.path.abspath(images_folder) == os.path.abspath(labels_folder):
+        # One folder for both: beside a.jpg, a.png is a.jpg's label map.
+        stems = [stem(p) for p in image_paths]
+        image_paths = [p for p, s in zip(image_paths, stems)
+                       if not (p.lower().endswith(".png")
+                               and stems.count(s) > 1)]
+    label_paths = pair_labels(image_paths, labels_folder)
+    chosen = _subset(len(image_paths), n_images)
+    image_paths = [image_paths[i] for i in chosen]
+    label_paths = [label_paths[i] for i in chosen]
+    images, labels = [], []
+    for image_path, label_path in zip(image_paths, label_paths):
+        image = read_image(image_path)
+        label_map = read_label_map(label_path)
+        if label_map.shape != image.shape[:2]:
+            raise InputError(
+                f"{label_path}: label map is {label_map.shape[0]}x"
+                f"{label_map.shape[1]} (rows x columns) but its image "
+                f"{image_path} is {image.shape[0]}x{image.shape[1]}")
+        images.append(image)
+        labels.append(label_map)
+    return Data(images, labels, image_paths, label_paths, None,
+                f"{_count(len(images), 'image')} from {images_folder}",
+                {"images": os.path.abspath(images_folder),
+                 "labels": os.path.abspath(labels_folder)})
+
+
+def _count(n, noun):
+    """``1 image``, ``2 images``, ``3 classes``."""
+    if n == 1:
+        return f"1 {noun}"
+    return f"{n} {noun}{'es' if noun.endswith('s') else 's'}"
+
+
+def _translated(exc, data):
+    """The estimator's message with image indices replaced by names."""
+    return InputError(name_files(str(exc), data.image_names,
+                                 data.label_names))
+
+
+# ------------------------------------------------------------------ train
+
+def estimator_params(args):
+    params = {"architecture": args.architecture,
+              "n_instances": args.instances,
+              "instance_schedule": args.schedule,
+              "sampling": args.sampling, "solver": args.solver,
+              "learning_rate": args.learning_rate,
+              "batch_size": args.batch_size,
+              "patches_per_epoch": args.patches_per_epoch,
+              "max_iter": args.epochs, "device": args.device,
+              "early_stopping": args.early_stopping,
+              "validation_fraction": args.validation_fraction,
+              "n_iter_no_change": args.patience,
+              "random_state": args.seed,
+              "verbose": 0 if args.quiet else 1}
+    if args.hidden_sizes is not None:
+        params["hidden_sizes"] = args.hidden_sizes
+    return params
+
+
+def train(args, say):
+    from sklearn.exceptions import ConvergenceWarning
+
+    from .backend import resolve_device
+    from .segmenter import RecurrentCNNSegmenter
+
+    check_writable_file(args.output)
+    class_names = args.class_names
+    model = RecurrentCNNSegmenter(**estimator_params(args))
+    try:
+        model._check_params()
+        resolve_device(args.device)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    data = load_data(args, "train", args.quiet)
+    if class_names is None:
+        class_names = data.class_names
+    found = np.unique(np.concatenate([m[m >= 0].ravel() for m in
+                                      data.labels] + [np.zeros(0, int)]))
+    say(f"training {args.architecture} ({_count(args.instances, 'instance')}"
+        f", {args.sampling} sampling) on {data.description}, "
+        f"{_count(found.size, 'class')}, up to "
+        f"{_count(args.epochs, 'epoch')}")
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        try:
+            model.fit(data.images, data.labels)
+        except (ValueError, TypeError) as exc:
+            raise _translated(exc, data) from None
+    seconds = time.perf_counter() - start
+    model.set_params(verbose=0)
+    training = dict(data.source, n_images=len(data.images),
+                    epochs=int(model.n_iter_), seconds=round(seconds, 3))
+    save_model(args.output, model, class_names, training)
+    loss = (f", final loss {model.loss_curve_[-1]:.4f}"
+            if model.loss_curve_ else "")
+    say(f"saved {args.output}: {_count(model.n_classes_, 'class')}, "
+        f"{_count(model.n_iter_, 'epoch')} in {seconds:.1f} s{loss}")
+    return 0
+
+
+# ---------------------------------------------------------------- predict
+
+def _prepare(args):
+    model, segmenter, class_names, training = load_model(args.model)
+    changes = {name: value for name, value in (
+        ("output_resolution", args.resolution), ("inference", args.inference),
+        ("device", args.device)) if value is not None}
+    segmenter.set_params(verbose=0, **changes)
+    try:
+        segmenter._check_inference_params()
+        if args.device is not None:
+            from .backend import resolve_device
+            resolve_device(args.device)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    return model, segmenter, class_names, training
+
+
+def _predict_one(model, image, name, n_instances):
+    kwargs = {} if n_instances is None else {"n_instances": n_instances}
+    try:
+        return model.predict([image], **kwargs)[0]
+    except (ValueError, TypeError) as exc:
+        raise InputError(name_files(str(exc), [name])) from None
+
+
+def predict(args, say):
+    model, _, _, _ = _prepare(args)
+    paths = collect_images(args.inputs)
+    check_unique_stems(paths)
+    if os.path.exists(args.output_dir) and not os.path.isdir(
+            args.output_dir):
+        raise InputError(f"{args.output_dir}: exists and is not a folder")
+    try:
+        os.makedirs(args.output_dir, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{args.output_dir}: cannot create the folder "
+                         f"({exc.strerror or exc})") from None
+    start = time.perf_counter()
+    with Progress("predict", len(paths),
+                  enabled=not args.quiet and len(paths) > 1) as bar:
+        for done, path in enumerate(paths, 1):
+            image = read_image(path)
+            labels = _predict_one(model, image, path, args.instances)
+            base = os.path.join(args.output_dir, stem(path))
+            write_label_png(f"{base}_labels.png", labels)
+            if not args.no_overlay:
+                write_rgb_png(f"{base}_overlay.png",
+                              overlay(image, labels, args.alpha))
+            bar.update(done, os.path.basename(path))
+    what = "label maps" if args.no_overlay else "label maps and overlays"
+    say(f"wrote {what} of {_count(len(paths), 'image')} to "
+        f"{args.output_dir} in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+# --------------------------------------------------------------- evaluate
+
+def _overlaps(training, source):
+    """Whether the evaluated images may include training images."""
+    if "dataset" not in source or training.get("dataset") != \
+            source["dataset"]:
+        return False
+    folds = {training.get("fold"), source.get("fold")}
+    return "all" in folds or len(folds) == 1
+
+
+def evaluate(args, say):
+    from .metrics import confusion_matrix, scores_from_confusion
+
+    model, segmenter, class_names, training = _prepare(args)
+    data = load_data(args, "test", args.quiet)
+    if class_names is None:
+        class_names = data.class_names
+    if _overlaps(training, data.source) and not args.quiet:
+        print(f"skrcnn: note: the model was trained on the "
+              f"{training.get('fold')} fold of {training.get('dataset')}; "
+              "these images overlap it", file=sys.stderr)
+    predictions = []
+    start = time.perf_counter()
+    with Progress("evaluate", len(data.images),
+                  enabled=not args.quiet and len(data.images) > 1) as bar:
+        for done, (image, name) in enumerate(zip(data.images,
+                                                 data.image_names), 1):
+            predictions.append(_predict_one(model, image, name,
+                                            args.instances))
+            bar.update(done, os.path.basename(str(name)))
+    seconds = time.perf_counter() - start
+    present = np.concatenate([m[m >= 0].ravel() for m in data.labels])
+    classes = np.union1d(np.asarray(segmenter.classes_, np.int64),
+                         np.unique(present).astype(np.int64))
+    try:
+        cm = confusion_matrix(data.labels, predictions, labels=classes)
+        scores = scores_from_confusion(cm)
+    except ValueError as exc:
+        raise _translated(exc, data) from None
+    rows = []
+    for k, value in enumerate(classes.tolist()):
+        accuracy = scores["per_class_accuracy"][k]
+        iou = scores["per_class_iou"][k]
+        rows.append({"label": value, "name": class_name(class_names, value),
+                     "pixels": int(cm[k].sum()),
+                     "accuracy": None if math.isnan(accuracy)
+                     else float(accuracy),
+                     "iou": None if math.isnan(iou) else float(iou)})
+    report = {"model": os.path.abspath(args.model),
+              "data": data.description, "n_images": len(data.images),
+              "n_instances": args.instances or segmenter.n_instances,
+              "pixel_accuracy": scores["pixel_accuracy"],
+              "mean_class_accuracy": scores["mean_class_accuracy"],
+              "mean_iou": scores["mean_iou"], "classes": rows,
+              "seconds": round(seconds, 3)}
+    if args.json != "-":
+        _print_report(report, print)
+    if args.json == "-":
+        print(json.dumps(report, indent=2))
+    elif args.json:
+        try:
+            with open(args.json, "w") as f:
+                json.dump(report, f, indent=2)
+                f.write("\n")
+        except OSError as exc:
+            raise InputError(f"{args.json}: cannot write "
+                             f"({exc.strerror or exc})") from None
+    return 0
+
+
+def _print_report(report, out):
+    """The scores are the command's result: printed even with -q."""
+    out(f"{report['data']}, {_count(report['n_instances'], 'instance')}:")
+    out(f"  pixel accuracy          {report['pixel_accuracy']:.4f}")
+    out(f"  average class accuracy  {report['mean_class_accuracy']:.4f}")
+    out(f"  mean IoU                {report['mean_iou']:.4f}")
+    width = max([len(row["name"]) for row in report["classes"]] + [5])
+    out(f"  {'label':>5}  {'class':<{width}}  {'pixels':>9}  "
+        f"{'accuracy':>8}  {'IoU':>6}")
+    for row in report["classes"]:
+        accuracy = "-" if row["accuracy"] is None else f"{row['accuracy']:.4f}"
+        iou = "-" if row["iou"] is None else f"{row['iou']:.4f}"
+        out(f"  {row['label']:>5}  {row['name']:<{width}}  "
+            f"{row['pixels']:>9}  {accuracy:>8}  {iou:>6}")

@@ -1,0 +1,536 @@
+"""``skrcnn train / predict / evaluate`` in a quick mode: a tiny network on
+a dozen synthetic scenes, folders written by the tests, every error path
+(one line on stderr, exit status 2, no traceback), ``-q`` and the progress
+bar. ``skrcnn demo`` is tested in test_demo.py."""
+
+import io
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import joblib
+import numpy as np
+import pytest
+from PIL import Image
+
+from skrcnn import RecurrentCNNSegmenter, gpu_available
+from skrcnn._cli_io import (InputError, Progress, load_model, name_files,
+                            palette, read_image, read_label_map,
+                            write_label_png)
+from skrcnn.cli import main
+from skrcnn.datasets import make_scenes
+from skrcnn.metrics import mean_class_accuracy, mean_iou, pixel_accuracy
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+SCENE_NAMES = ["sky", "water", "mountain", "grass", "tree", "building"]
+# A tiny, fast network: rcnn2 geometry with 4 and 8 channels, 1 instance.
+TINY = ["--hidden-sizes", "4,8", "--instances", "1", "--seed", "0"]
+
+
+def run(capsys, *args):
+    """``main(args)`` in-process: (exit status, stdout, stderr)."""
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exc:  # argparse: usage errors and --help
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, *fragments):
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("skrcnn"), err
+    assert "error:" in lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "scenes.joblib"
+    assert main(["train", "--dataset", "scenes", "--n-images", "12",
+                 "--epochs", "1", "-q", "-o", str(path)] + TINY) == 0
+    return path
+
+
+def write_scenes(folder, n, seed, label_format=("png", "npy")):
+    """Scenes as image files and label files; returns (images, labels)."""
+    images, labels = make_scenes(n, random_state=seed, return_X_y=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, (image, label_map) in enumerate(zip(images, labels)):
+        Image.fromarray(image).save(folder / f"scene{i}.png")
+        kind = label_format[i % len(label_format)]
+        target = folder.parent / (folder.name + "-labels")
+        target.mkdir(exist_ok=True)
+        if kind == "png":
+            Image.fromarray(np.where(label_map < 0, 255, label_map)
+                            .astype(np.uint8)).save(target / f"scene{i}.png")
+        else:
+            np.save(target / f"scene{i}.npy", label_map)
+    return images, labels
+
+
+# ------------------------------------------------------------------ train
+
+def test_train_prints_epochs_and_saves_a_model_with_class_names(
+        tmp_path, capsys):
+    path = tmp_path / "m.joblib"
+    code, out, err = run(capsys, "train", "--dataset", "scenes",
+                         "--n-images", "6", "--epochs", "2", "-o", path,
+                         *TINY)
+    assert code == 0, err
+    assert "Iteration 1, loss" in out and "Iteration 2, loss" in out
+    assert f"saved {path}" in out
+    assert err == ""  # no ConvergenceWarning noise for a fixed epoch count
+    bundle = joblib.load(path)
+    assert bundle["format"] == "skrcnn-model"
+    assert bundle["class_names"] == SCENE_NAMES
+    assert bundle["training"]["dataset"] == "scenes"
+    assert bundle["training"]["fold"] == "train"
+    model = bundle["model"]
+    assert isinstance(model, RecurrentCNNSegmenter)
+    assert model.n_iter_ == 2 and model.hidden_sizes == (4, 8)
+    assert model.verbose == 0  # the saved model predicts silently
+
+
+def test_train_quiet_prints_nothing(tmp_path, capsys):
+    code, out, err = run(capsys, "train", "--dataset", "scenes",
+                         "--n-images", "4", "--epochs", "1", "-q", "-o",
+                         tmp_path / "m.joblib", *TINY)
+    assert (code, out, err) == (0, "", "")
+
+
+def test_train_and_evaluate_on_folders(tmp_path, capsys):
+    images, labels = write_scenes(tmp_path / "train", 6, seed=5)
+    labels_dir = tmp_path / "train-labels"
+    path = tmp_path / "m.joblib"
+    code, out, err = run(capsys, "train", "--images", tmp_path / "train",
+                         "--labels", labels_dir, "--epochs", "1", "-q",
+                         "--class-names", ",".join(SCENE_NAMES), "-o", path,
+                         *TINY)
+    assert code == 0, err
+    model, segmenter, names, training = load_model(str(path))
+    assert names == SCENE_NAMES
+    assert training["images"] == str(tmp_path / "train")
+    # The folders hold exactly the scenes: 8-bit PNG (255 = unknown) and
+    # .npy labels read back as written.
+    for i in range(6):
+        suffix = "png" if i % 2 == 0 else "npy"
+        np.testing.assert_array_equal(
+            read_label_map(str(labels_dir / f"scene{i}.{suffix}")),
+            labels[i])
+    code, out, err = run(capsys, "evaluate", "--model", path, "--images",
+                         tmp_path / "train", "--labels", labels_dir,
+                         "--json", "-", "-q")
+    assert code == 0, err
+    report = json.loads(out)  # --json -: nothing but JSON on stdout
+    predicted = segmenter.predict(list(images))
+    assert report["pixel_accuracy"] == pytest.approx(
+        pixel_accuracy(labels, predicted))
+    assert report["n_images"] == 6
+    assert {row["name"] for row in report["classes"]} <= set(SCENE_NAMES)
+
+
+def test_train_on_stanford_layout_uses_the_canonical_fold(tmp_path, capsys):
+    home = tmp_path / "home"
+    rng = np.random.default_rng(0)
+    for sub in ("images", "labels"):
+        (home / "iccv09Data" / sub).mkdir(parents=True)
+    for k in range(5):
+        stem = f"000{k}047"
+        image = rng.integers(0, 256, size=(24, 32, 3), dtype=np.uint8)
+        Image.fromarray(image).save(home / "iccv09Data" / "images" /
+                                    f"{stem}.jpg")
+        matrix = rng.integers(-1, 8, size=(24, 32))
+        (home / "iccv09Data" / "labels" / f"{stem}.regions.txt").write_text(
+            "\n".join(" ".join(map(str, row)) for row in matrix) + "\n")
+    path = tmp_path / "m.joblib"
+    code, out, err = run(capsys, "train", "--dataset", "stanford",
+                         "--data-home", home, "--epochs", "1", "-o", path,
+                         *TINY)
+    assert code == 0, err
+    assert "on 4 Stanford Background images (train fold)" in out
+    assert load_model(str(path))[2][0] == "sky"
+    code, out, err = run(capsys, "evaluate", "--model", path, "--dataset",
+                         "stanford", "--data-home", home, "-q")
+    assert code == 0, err
+    assert "1 Stanford Background image (test fold)" in out
+    assert "foreground object" in out or "building" in out or "sky" in out
+
+
+def test_ctrl_c_in_training_saves_the_model_reached(tmp_path, capsys,
+                                                    monkeypatch):
+    epoch = RecurrentCNNSegmenter._epoch
+    calls = []
+
+    def interrupted_second_epoch(self, *args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return epoch(self, *args)
+
+    monkeypatch.setattr(RecurrentCNNSegmenter, "_epoch",
+                        interrupted_second_epoch)
+    path = tmp_path / "m.joblib"
+    code, out, err = run(capsys, "train", "--dataset", "scenes",
+                         "--n-images", "4", "--epochs", "5", "-o", path,
+                         *TINY)
+    assert code == 0, err
+    assert err.startswith("skrcnn: warning: training interrupted after 1 "
+                          "epochs")
+    assert len(err.splitlines()) == 1
+    assert load_model(str(path))[1].n_iter_ == 1
+
+
+def test_ctrl_c_elsewhere_exits_130(model_file, tmp_path, capsys,
+                                    monkeypatch):
+    def interrupted(path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("skrcnn._cli_commands.read_image", interrupted)
+    code, out, err = run(capsys, "predict", "--model", model_file,
+                         model_file, "-o", tmp_path)
+    assert (code, err) == (130, "skrcnn: interrupted\n")
+
+
+def test_missing_dataset_names_the_option(tmp_path, capsys, monkeypatch):
+    from skrcnn import datasets
+
+    def missing(data_home=None):
+        raise datasets.DataNotFoundError(
+            f"SIFT Flow dataset not found in {data_home!r} and "
+            "download_if_missing=False. Download it, or pass data_home= "
+            "(or set SKRCNN_DATA) to the folder that holds it.")
+
+    monkeypatch.setattr(datasets, "load_sift_flow", missing)
+    code, _, err = run(capsys, "train", "--dataset", "sift-flow",
+                       "--data-home", tmp_path, "-o", tmp_path / "m.joblib")
+    assert_one_line_error(code, err, "not found", "pass --data-home")
+
+
+# ---------------------------------------------------------------- predict
+
+def test_predict_writes_label_pngs_overlays_and_a_progress_bar(
+        model_file, tmp_path, capsys):
+    images, _ = make_scenes(2, random_state=7, return_X_y=True)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(folder / f"photo{i}.png")
+    (folder / "notes.txt").write_text("not an image")
+    out_dir = tmp_path / "out"
+    code, out, err = run(capsys, "predict", "--model", model_file, folder,
+                         "--output-dir", out_dir)
+    assert code == 0, err
+    assert err.splitlines() == [
+        "predict 1/2 [############            ] photo0.png",
+        "predict 2/2 [########################] photo1.png"]
+    assert "2 images" in out
+    assert sorted(os.listdir(out_dir)) == [
+        "photo0_labels.png", "photo0_overlay.png", "photo1_labels.png",
+        "photo1_overlay.png"]
+    segmenter = load_model(str(model_file))[1]
+    for i, image in enumerate(images):
+        with Image.open(out_dir / f"photo{i}_labels.png") as written:
+            assert written.mode == "L"
+            labels = np.asarray(written)
+        np.testing.assert_array_equal(labels, segmenter.predict([image])[0])
+        with Image.open(out_dir / f"photo{i}_overlay.png") as written:
+            blended = np.asarray(written)
+        colours = np.round(palette(6)[labels] * 255)
+        expected = np.round(0.5 * image + 0.5 * colours)
+        np.testing.assert_allclose(blended, expected, atol=1)
+
+
+def test_predict_quiet_single_image_and_options(model_file, tmp_path,
+                                                capsys):
+    image = make_scenes(1, random_state=8, return_X_y=True)[0][0]
+    Image.fromarray(image).save(tmp_path / "one.jpg", quality=95)
+    code, out, err = run(capsys, "predict", "--model", model_file,
+                         tmp_path / "one.jpg", "-o", tmp_path / "out",
+                         "--resolution", "1/2", "--inference", "shift",
+                         "--no-overlay", "-q")
+    assert (code, out, err) == (0, "", "")
+    assert os.listdir(tmp_path / "out") == ["one_labels.png"]
+
+
+def test_predict_accepts_a_bare_estimator_file(model_file, tmp_path, capsys):
+    bare = tmp_path / "bare.joblib"
+    joblib.dump(load_model(str(model_file))[1], bare)
+    image = make_scenes(1, random_state=9, return_X_y=True)[0][0]
+    Image.fromarray(image).save(tmp_path / "x.png")
+    code, out, err = run(capsys, "predict", "--model", bare,
+                         tmp_path / "x.png", "-o", tmp_path, "-q")
+    assert code == 0, err
+    assert (tmp_path / "x_labels.png").exists()
+
+
+def test_progress_bar_redraws_in_place_on_a_terminal():
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Terminal()
+    with Progress("predict", 3, stream=stream, width=6) as bar:
+        bar.update(1, "long-name.png")
+        bar.update(2, "b.png")
+    # Interrupted after 2 of 3: the line is ended so an error starts afresh.
+    assert stream.getvalue() == ("\rpredict 1/3 [##    ] long-name.png"
+                                 "\rpredict 2/3 [####  ] b.png        \n")
+    quiet = Terminal()
+    Progress("predict", 3, enabled=False, stream=quiet).update(1)
+    assert quiet.getvalue() == ""
+
+
+# --------------------------------------------------------------- evaluate
+
+def test_evaluate_prints_scores_and_writes_json(model_file, tmp_path,
+                                                capsys):
+    json_path = tmp_path / "scores.json"
+    code, out, err = run(capsys, "evaluate", "--model", model_file,
+                         "--dataset", "scenes", "--n-images", "3", "--json",
+                         json_path)
+    assert code == 0, err
+    assert [line.split()[0] for line in err.splitlines()] == ["evaluate"] * 3
+    report = json.loads(json_path.read_text())
+    images, labels = make_scenes(3, random_state=1, return_X_y=True)
+    predicted = load_model(str(model_file))[1].predict(images)
+    assert report["pixel_accuracy"] == pytest.approx(
+        pixel_accuracy(labels, predicted))
+    assert report["mean_class_accuracy"] == pytest.approx(
+        mean_class_accuracy(labels, predicted))
+    assert report["mean_iou"] == pytest.approx(mean_iou(labels, predicted))
+    assert f"pixel accuracy          {report['pixel_accuracy']:.4f}" in out
+    assert "sky" in out and "mean IoU" in out
+    rows = {row["name"]: row for row in report["classes"]}
+    assert sum(row["pixels"] for row in rows.values()) == (labels >= 0).sum()
+
+
+def test_evaluate_on_the_training_fold_says_so(model_file, capsys):
+    code, out, err = run(capsys, "evaluate", "--model", model_file,
+                         "--dataset", "scenes", "--fold", "train",
+                         "--n-images", "1")
+    assert code == 0, err
+    assert "overlap" in err
+    code, out, err = run(capsys, "evaluate", "--model", model_file,
+                         "--dataset", "scenes", "--fold", "train",
+                         "--n-images", "1", "-q")
+    assert err == "" and "pixel accuracy" in out  # scores stay with -q
+
+
+# ------------------------------------------------------------------ files
+
+def test_label_png_conventions(tmp_path):
+    small = np.array([[0, 3], [254, 7]])
+    write_label_png(str(tmp_path / "a.png"), small)
+    with Image.open(tmp_path / "a.png") as written:
+        assert written.mode == "L"
+    np.testing.assert_array_equal(read_label_map(str(tmp_path / "a.png")),
+                                  small)
+    large = np.array([[0, 300], [65534, 2]])
+    write_label_png(str(tmp_path / "b.png"), large)
+    np.testing.assert_array_equal(read_label_map(str(tmp_path / "b.png")),
+                                  large)
+    # Unknown: 255 in 8-bit and palette PNGs, 65535 in 16-bit ones.
+    Image.fromarray(np.array([[1, 255]], np.uint8)).save(tmp_path / "c.png")
+    np.testing.assert_array_equal(read_label_map(str(tmp_path / "c.png")),
+                                  [[1, -1]])
+    Image.fromarray(np.array([[1, 65535]], np.uint16)).save(
+        tmp_path / "d.png")
+    np.testing.assert_array_equal(read_label_map(str(tmp_path / "d.png")),
+                                  [[1, -1]])
+    indexed = Image.fromarray(np.array([[2, 255]], np.uint8))
+    indexed.putpalette([0, 0, 0, 200, 0, 0, 0, 200, 0] * 85 + [9])
+    assert indexed.mode == "P"
+    indexed.save(tmp_path / "e.png")
+    np.testing.assert_array_equal(read_label_map(str(tmp_path / "e.png")),
+                                  [[2, -1]])
+    Image.fromarray(np.array([[[1, 2, 3]]], np.uint8)).save(tmp_path / "f.png")
+    with pytest.raises(InputError, match="colour picture"):
+        read_label_map(str(tmp_path / "f.png"))
+
+
+def test_images_of_other_modes_become_rgb(tmp_path):
+    grey = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    Image.fromarray(grey).save(tmp_path / "g.png")
+    assert read_image(str(tmp_path / "g.png")).shape == (3, 4, 3)
+    rgba = np.zeros((3, 4, 4), np.uint8)
+    Image.fromarray(rgba).save(tmp_path / "a.png")
+    assert read_image(str(tmp_path / "a.png")).shape == (3, 4, 3)
+    deep = (np.arange(12, dtype=np.uint16) * 5000).reshape(3, 4)
+    Image.fromarray(deep).save(tmp_path / "d.png")
+    image = read_image(str(tmp_path / "d.png"))
+    assert image.dtype == np.float32 and image[2, 3, 0] == 55000
+
+
+def test_estimator_messages_name_the_files():
+    message = ("y[1] has shape (3, 4) but image 1 is (5, 6): each label map "
+               "must match; X[0] is 2x2 pixels")
+    assert name_files(message, ["a.png", "b.png"], ["a.npy", "b.npy"]) == (
+        "b.npy has shape (3, 4) but b.png is (5, 6): each label map must "
+        "match; a.png is 2x2 pixels")
+
+
+# ----------------------------------------------------------------- errors
+
+def _bad_inputs(tmp_path, model_file):
+    """(name, argv, fragment of the message) for every kind of bad input."""
+    images_dir = tmp_path / "imgs"
+    write_scenes(images_dir, 2, seed=3, label_format=("png",))
+    labels_dir = tmp_path / "imgs-labels"
+    no_label = tmp_path / "nolabel"
+    no_label.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(no_label / "x.png")
+    mismatch = tmp_path / "mismatch"
+    mismatch.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(mismatch / "x.png")
+    np.save(mismatch / "x.npy", np.zeros((8, 9), np.int64))
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    Image.fromarray(np.zeros((1, 5, 3), np.uint8)).save(tiny / "t.png")
+    np.save(tiny / "t.npy", np.zeros((1, 5), np.int64))
+    colour = tmp_path / "colour"
+    colour.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(colour / "c.jpg")
+    Image.fromarray(np.full((8, 8, 3), [9, 0, 0], np.uint8)).save(
+        colour / "c.png")
+    garbage = tmp_path / "garbage.jpg"
+    garbage.write_bytes(b"\xff\xd8 not really a JPEG")
+    not_model = tmp_path / "other.joblib"
+    joblib.dump({"weights": [1, 2]}, not_model)
+    unfitted = tmp_path / "unfitted.joblib"
+    joblib.dump(RecurrentCNNSegmenter(), unfitted)
+    out = tmp_path / "m.joblib"
+    image = images_dir / "scene0.png"
+    return [
+        ("missing model", ["predict", "--model", tmp_path / "none.joblib",
+                           image, "-o", tmp_path], "no such model file"),
+        ("text as model", ["predict", "--model", garbage, image, "-o",
+                           tmp_path], "not a skrcnn model file"),
+        ("other pickle", ["predict", "--model", not_model, image, "-o",
+                          tmp_path], "holds a dict"),
+        ("unfitted", ["evaluate", "--model", unfitted, "--dataset",
+                      "scenes"], "never fitted"),
+        ("missing image", ["predict", "--model", model_file,
+                           tmp_path / "none.png", "-o", tmp_path],
+         "none.png: no such file or folder"),
+        ("unreadable image", ["predict", "--model", model_file, garbage,
+                              "-o", tmp_path], "not a readable image"),
+        ("output dir is a file", ["predict", "--model", model_file, image,
+                                  "-o", garbage], "not a folder"),
+        ("missing folder", ["train", "--images", tmp_path / "none",
+                            "--labels", labels_dir, "-o", out],
+         "no such folder"),
+        ("missing label", ["train", "--images", no_label, "--labels",
+                           no_label, "-o", out], "no label file"),
+        ("shape mismatch", ["evaluate", "--model", model_file, "--images",
+                            mismatch, "--labels", mismatch],
+         "label map is 8x9"),
+        ("colour labels", ["train", "--images", colour, "--labels", colour,
+                           "-o", out], "colour picture"),
+        ("image too small", ["train", "--images", tiny, "--labels", tiny,
+                             "-o", out] + TINY,
+         f"{tiny / 't.png'} is 1x5 pixels"),
+        ("both sources", ["train", "--dataset", "scenes", "--images",
+                          images_dir, "--labels", labels_dir, "-o", out],
+         "not both"),
+        ("no source", ["evaluate", "--model", model_file],
+         "give --dataset"),
+        ("fold of folders", ["evaluate", "--model", model_file, "--images",
+                             images_dir, "--labels", labels_dir, "--fold",
+                             "test"], "--fold"),
+        ("no output folder", ["train", "--dataset", "scenes", "-o",
+                              tmp_path / "none" / "m.joblib"],
+         "does not exist"),
+        ("bad hidden sizes", ["train", "--dataset", "scenes", "-o", out,
+                              "--hidden-sizes", "4"], "hidden_sizes"),
+        ("same stems", ["predict", "--model", model_file, image,
+                        labels_dir / "scene0.png", "-o", tmp_path],
+         "same name"),
+        # Usage errors (argparse, also exit status 2):
+        ("zero epochs", ["train", "--dataset", "scenes", "-o", out,
+                         "--epochs", "0"], "--epochs: must be an integer"),
+        ("bad resolution", ["predict", "--model", model_file, image, "-o",
+                            tmp_path, "--resolution", "0.3"], "1/k"),
+        ("bad dataset", ["train", "--dataset", "imagenet", "-o", out],
+         "invalid choice"),
+    ]
+
+
+def test_bad_input_is_one_line_with_status_2(model_file, tmp_path, capsys):
+    for name, argv, fragment in _bad_inputs(tmp_path, model_file):
+        code, out, err = run(capsys, *argv)
+        assert_one_line_error(code, err, fragment)
+        assert not (tmp_path / "m.joblib").exists(), name
+
+
+@pytest.mark.skipif(gpu_available(), reason="a GPU is available here")
+def test_asking_for_a_missing_gpu_is_bad_input(model_file, tmp_path,
+                                               capsys):
+    code, _, err = run(capsys, "train", "--dataset", "scenes", "--device",
+                       "gpu", "-o", tmp_path / "m.joblib")
+    assert_one_line_error(code, err, "gpu")
+
+
+def test_a_bug_is_one_line_unless_debug(model_file, tmp_path, capsys,
+                                        monkeypatch):
+    from skrcnn import _cli_commands
+
+    def broken(args, say):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(_cli_commands, "predict", broken)
+    argv = ["predict", "--model", model_file, "x.png", "-o", tmp_path]
+    code, _, err = run(capsys, *argv)
+    assert code == 1 and "Traceback" not in err
+    assert err.strip().splitlines() == [
+        "skrcnn: error: internal error (RuntimeError: boom); run again with "
+        "--debug for the traceback"]
+    with pytest.raises(RuntimeError, match="boom"):
+        main([str(a) for a in argv] + ["--debug"])
+
+
+def test_warnings_are_one_line(model_file, tmp_path, capsys, monkeypatch):
+    from skrcnn import _cli_commands
+
+    def warns(args, say):
+        import warnings
+        warnings.warn("careful\nnow", UserWarning)
+        return 0
+
+    monkeypatch.setattr(_cli_commands, "evaluate", warns)
+    code, _, err = run(capsys, "evaluate", "--model", model_file)
+    assert code == 0
+    assert err == "skrcnn: warning: careful now\n"
+
+
+def test_help_of_every_command(capsys):
+    for command in ("train", "predict", "evaluate", "demo"):
+        code, out, _ = run(capsys, command, "--help")
+        assert code == 0 and f"skrcnn {command}" in out
+
+
+# ------------------------------------------------------------ entry point
+
+def test_python_m_skrcnn(model_file, tmp_path):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(REPO_ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    done = subprocess.run(
+        [sys.executable, "-m", "skrcnn", "evaluate", "--model",
+         str(model_file), "--dataset", "scenes", "--n-images", "2",
+         "--json", "-"], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert 0 <= json.loads(done.stdout)["mean_iou"] <= 1
+    assert "evaluate 2/2" in done.stderr
+    done = subprocess.run(
+        [sys.executable, "-m", "skrcnn", "predict", "--model",
+         str(tmp_path / "missing.joblib"), "x.png", "-o", str(tmp_path)],
+        capture_output=True, text=True, env=env)
+    assert done.returncode == 2
+    assert done.stderr == (f"skrcnn: error: {tmp_path / 'missing.joblib'}: "
+                           "no such model file\n")
