@@ -37,7 +37,8 @@ def colour_labels(labels, palette=PALETTE):
     return table[np.where(labels < 0, len(table) - 1, labels)].astype(np.uint8)
 
 
-def figure_panel(images, truths, predictions, scale=3, gap=4):
+def figure_panel(images, truths, predictions, scale=3, gap=4,
+                 palette=PALETTE):
     """Rows of [image | truth | instance 1 | ... | instance P] as one image.
 
     Parameters
@@ -45,11 +46,14 @@ def figure_panel(images, truths, predictions, scale=3, gap=4):
     images : list of (H, W, 3) uint8
     truths : list of (H, W) label maps
     predictions : list over instances of lists of (H, W) label maps
+    palette : array of shape (n_classes, 3)
+        RGB in [0, 1] per label value.
     """
     rows = []
     for k, (image, truth) in enumerate(zip(images, truths)):
-        tiles = [np.asarray(image, np.uint8), colour_labels(truth)]
-        tiles += [colour_labels(per_instance[k]) for per_instance in predictions]
+        tiles = [np.asarray(image, np.uint8), colour_labels(truth, palette)]
+        tiles += [colour_labels(per_instance[k], palette)
+                  for per_instance in predictions]
         tiles = [np.kron(t, np.ones((scale, scale, 1), np.uint8))
                  for t in tiles]
         spacer = np.full((tiles[0].shape[0], gap, 3), 255, np.uint8)
