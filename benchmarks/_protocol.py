@@ -50,7 +50,8 @@ def make_model(architecture, n_instances, args, hidden_sizes=None):
     return RecurrentCNNSegmenter(
         architecture=architecture, hidden_sizes=hidden_sizes,
         n_instances=n_instances, instance_schedule="fixed",
-        sampling=args.sampling, learning_rate=args.learning_rate,
+        sampling=args.sampling, crop_size=args.crop_size,
+        learning_rate=args.learning_rate,
         batch_size=args.batch_size, patches_per_epoch=args.patches_per_epoch,
         device=args.device, random_state=args.seed)
 

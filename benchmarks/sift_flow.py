@@ -34,6 +34,9 @@ def main(argv=None):
     parser.add_argument("--train-minutes", type=float, default=30.0)
     parser.add_argument("--sampling", default="dense",
                         choices=("dense", "patch"))
+    parser.add_argument("--crop-size", type=int, default=8,
+                        help="dense sampling on crops of this many outputs "
+                             "per side; 0 for whole images")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--patches-per-epoch", type=int, default=4096)
@@ -42,6 +45,7 @@ def main(argv=None):
     parser.add_argument("--no-plain", action="store_true")
     parser.add_argument("--output", default="sift_flow_results")
     args = parser.parse_args(argv)
+    args.crop_size = args.crop_size or None
 
     data = load_sift_flow(data_home=args.data_home, download_if_missing=False)
     pick = lambda seq, idx: [seq[i] for i in idx]  # noqa: E731
@@ -56,7 +60,7 @@ def main(argv=None):
         log=lambda line: print(line, flush=True))
     summary = summarise(rows)
     title = (f"SIFT Flow, 2488/200 split, {args.train_minutes} min per "
-             f"model, {args.sampling} sampling, device {args.device}")
+             f"model, {args.sampling} sampling (crops {args.crop_size}), device {args.device}")
     markdown = markdown_table(summary, REFERENCES, title)
     print("\n" + markdown)
     write_outputs(args.output, {"args": vars(args), "rows": rows,

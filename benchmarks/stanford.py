@@ -59,6 +59,9 @@ def main(argv=None):
                         help="training budget per model and fold")
     parser.add_argument("--sampling", default="dense",
                         choices=("dense", "patch"))
+    parser.add_argument("--crop-size", type=int, default=8,
+                        help="dense sampling on crops of this many outputs "
+                             "per side; 0 for whole images")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--patches-per-epoch", type=int, default=4096)
@@ -77,6 +80,7 @@ def main(argv=None):
     parser.add_argument("--save-model",
                         help="joblib file for the last fold's rcnn2 model")
     args = parser.parse_args(argv)
+    args.crop_size = args.crop_size or None
 
     data = load_stanford(args.data_home)
     if args.canonical:
@@ -101,7 +105,7 @@ def main(argv=None):
     protocol = ("canonical fold 0" if args.canonical
                 else f"{len(folds)} of the 5 paper folds")
     title = (f"Stanford Background, {protocol}, {args.train_minutes} min per "
-             f"model, {args.sampling} sampling, device {args.device}")
+             f"model, {args.sampling} sampling (crops {args.crop_size}), device {args.device}")
     markdown = markdown_table(summary, REFERENCES, title)
     print("\n" + markdown)
     write_outputs(args.output, {"args": vars(args), "rows": rows,
