@@ -126,7 +126,8 @@ def main(argv=None):
             hits = [p["cpu_s"] for p in curves[mode]
                     if p["test_pixel_accuracy"] >= level]
             reach[mode] = hits[0] if hits else None
-        cells = ", ".join(f"{m} {s:.0f} s" for m, s in reach.items())
+        cells = ", ".join(f"{m} {'-' if s is None else f'{s:.0f}'} s"
+                          for m, s in reach.items())
         print(f"  {level:.3f}: {cells}")
         summary.append({"accuracy": float(level), **reach})
     print("best test pixel accuracy: " + ", ".join(

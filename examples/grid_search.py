@@ -117,7 +117,7 @@ def main(argv=None, sink=print):
     data = load_data(args)
     epochs = resolve(args, "epochs")
     base = RecurrentCNNSegmenter(
-        architecture="rcnn2", hidden_sizes=(16, 32),
+        architecture="rcnn2", hidden_sizes=(16, 32), crop_size=None,
         instance_schedule="random", max_iter=epochs, random_state=args.seed)
     search = GridSearchCV(base, PARAM_GRID, scoring=get_scorer(METRICS),
                           refit=REFIT, cv=ImageKFold(args.folds),

@@ -171,6 +171,7 @@ def estimator_params(args):
               "n_instances": args.instances,
               "instance_schedule": args.schedule,
               "sampling": args.sampling, "solver": args.solver,
+              "crop_size": args.crop_size if args.crop_size > 0 else None,
               "learning_rate": args.learning_rate,
               "batch_size": args.batch_size,
               "patches_per_epoch": args.patches_per_epoch,

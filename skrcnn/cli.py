@@ -222,8 +222,13 @@ def build_parser():
                        "%(default)s)")
     model.add_argument("--sampling", choices=_CHOICES["sampling"],
                        default=defaults["sampling"],
-                       help="whole images or random patches (default: "
+                       help="dense (crops or whole images through the "
+                       "strided net) or the paper's patches (default: "
                        "%(default)s)")
+    model.add_argument("--crop-size", type=int, metavar="M",
+                       default=defaults["crop_size"],
+                       help="dense sampling on crops of MxM outputs; 0 for "
+                       "whole images (default: %(default)s)")
     model.add_argument("--solver", choices=_CHOICES["solver"],
                        default=defaults["solver"])
     model.add_argument("--learning-rate", type=_positive_float,
@@ -231,11 +236,12 @@ def build_parser():
                        help="default: %(default)s")
     model.add_argument("--batch-size", type=_positive_int,
                        default=defaults["batch_size"], metavar="N",
-                       help="patches per step with --sampling patch "
-                       "(default: %(default)s)")
+                       help="patches or crops per step (default: "
+                       "%(default)s)")
     model.add_argument("--patches-per-epoch", type=_positive_int,
                        default=defaults["patches_per_epoch"], metavar="N",
-                       help="with --sampling patch (default: %(default)s)")
+                       help="patches or crops per epoch (default: "
+                       "%(default)s)")
     model.add_argument("--epochs", type=_positive_int, metavar="N",
                        default=defaults["max_iter"],
                        help="at most N epochs (default: %(default)s)")

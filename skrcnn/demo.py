@@ -98,6 +98,7 @@ def run_demo(n_images=120, epochs=6, n_instances=3, seed=0,
                                         y[:n_test])
     model = RecurrentCNNSegmenter(
         architecture="rcnn2", hidden_sizes=(16, 32), n_instances=n_instances,
+        crop_size=None,
         instance_schedule="random", max_iter=epochs, random_state=seed,
         verbose=verbose)
     contexts = "/".join(str(patch_size(resolve_layers("rcnn2"), p))

@@ -18,7 +18,7 @@ from skrcnn.segmenter import RecurrentCNNSegmenter
 
 def _model(**params):
     defaults = dict(architecture=SMALL, n_instances=1, max_iter=3,
-                    learning_rate=1e-2, random_state=0)
+                    learning_rate=1e-2, random_state=0, crop_size=None)
     defaults.update(params)
     return RecurrentCNNSegmenter(**defaults)
 
@@ -316,6 +316,7 @@ def test_hidden_sizes_replace_the_preset_widths():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model = RecurrentCNNSegmenter(architecture="rcnn2", n_instances=1,
                                       hidden_sizes=(3, 5), max_iter=1,
+                                      crop_size=None,
                                       random_state=0).fit(X, y)
     assert [w.shape for w in model.coefs_] == [(3, 6, 8, 8), (5, 3, 8, 8),
                                                (3, 5, 1, 1)]

@@ -25,7 +25,7 @@ def _data():
 
 
 def _model(**params):
-    return RecurrentCNNSegmenter(**{**dict(architecture=SMALL, n_instances=2,
+    return RecurrentCNNSegmenter(**{**dict(architecture=SMALL, n_instances=2, crop_size=None,
                                            max_iter=1), **params})
 
 

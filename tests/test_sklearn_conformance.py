@@ -68,7 +68,7 @@ def test_tags_declare_non_tabular_input(key):
 
 def segmenter(**params):
     defaults = dict(architecture=SMALL, n_instances=1, max_iter=2,
-                    learning_rate=1e-2, random_state=0)
+                    learning_rate=1e-2, random_state=0, crop_size=None)
     return RecurrentCNNSegmenter(**{**defaults, **params})
 
 

@@ -37,7 +37,7 @@ METRICS = {"pixel_accuracy": pixel_accuracy,
 
 def segmenter(**params):
     defaults = dict(architecture=SMALL, n_instances=1, max_iter=2,
-                    learning_rate=1e-2, random_state=0)
+                    learning_rate=1e-2, random_state=0, crop_size=None)
     return RecurrentCNNSegmenter(**{**defaults, **params})
 
 
