@@ -204,6 +204,32 @@ def write_cache(cache_path, key, arrays):
                       RuntimeWarning, stacklevel=3)
 
 
+def load_arrays(data_home, archive_name, folder_name, cache_name, url,
+                dataset, parse, download_if_missing):
+    """The cached arrays of a dataset: read the extracted folder or the
+    archive in ``data_home`` (through the cache), download the archive when
+    neither is there and ``download_if_missing``, else raise
+    :class:`DataNotFoundError` saying which file to put where."""
+    home = get_data_home(data_home)
+    archive = os.path.join(home, archive_name)
+    folder = os.path.join(home, folder_name)
+    cache = os.path.join(home, cache_name)
+    if os.path.isdir(folder) or os.path.isfile(archive):
+        source = folder if os.path.isdir(folder) else archive
+        key = source_key(source)
+        arrays = read_cache(cache, key)
+        if arrays is None:
+            arrays = parse(source)
+            write_cache(cache, key, arrays)
+        return arrays
+    if download_if_missing:
+        arrays = fetch(url, archive, parse, dataset=dataset)
+        write_cache(cache, source_key(archive), arrays)
+        return arrays
+    raise DataNotFoundError(missing_message(
+        dataset, archive_name, home, url, "download_if_missing=False"))
+
+
 def pack(arrays):
     """Concatenate arrays of different shapes into one flat array + shapes."""
     shapes = np.array([a.shape for a in arrays], dtype=np.int64)

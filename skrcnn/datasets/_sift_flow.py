@@ -14,9 +14,8 @@ import zlib
 import numpy as np
 from sklearn.utils import Bunch
 
-from ._base import (CorruptDataError, DataNotFoundError, Timer, decode_jpeg,
-                    fetch, get_data_home, groups_of_identical, missing_message,
-                    pack, read_cache, source_key, unpack, write_cache)
+from ._base import (CorruptDataError, Timer, decode_jpeg,
+                    groups_of_identical, load_arrays, pack, unpack)
 
 SIFT_FLOW_URL = ("http://www.cs.unc.edu/~jtighe/Papers/ECCV10/siftflow/"
                  "SiftFlowDataset.zip")
@@ -112,26 +111,9 @@ def load_sift_flow(data_home=None, download_if_missing=True,
         image's size or holds a value outside 0..33, or a split list names
         an image that does not exist. The message names the file.
     """
-    home = get_data_home(data_home)
-    archive = os.path.join(home, ARCHIVE_NAME)
-    folder = os.path.join(home, FOLDER_NAME)
-    cache = os.path.join(home, CACHE_NAME)
-
-    if os.path.isdir(folder) or os.path.isfile(archive):
-        source = folder if os.path.isdir(folder) else archive
-        key = source_key(source)
-        arrays = read_cache(cache, key)
-        if arrays is None:
-            arrays = _parse_source(source)
-            write_cache(cache, key, arrays)
-    elif download_if_missing:
-        arrays = fetch(SIFT_FLOW_URL, archive, _parse_source,
-                       dataset="SIFT Flow dataset")
-        write_cache(cache, source_key(archive), arrays)
-    else:
-        raise DataNotFoundError(missing_message(
-            "SIFT Flow dataset", ARCHIVE_NAME, home, SIFT_FLOW_URL,
-            "download_if_missing=False"))
+    arrays = load_arrays(data_home, ARCHIVE_NAME, FOLDER_NAME, CACHE_NAME,
+                         SIFT_FLOW_URL, "SIFT Flow dataset", _parse_source,
+                         download_if_missing)
     return _to_bunch(arrays, return_X_y)
 
 

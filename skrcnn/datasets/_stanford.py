@@ -15,9 +15,8 @@ import zlib
 import numpy as np
 from sklearn.utils import Bunch
 
-from ._base import (CorruptDataError, DataNotFoundError, Timer, decode_jpeg,
-                    fetch, get_data_home, groups_of_identical, missing_message,
-                    pack, read_cache, source_key, unpack, write_cache)
+from ._base import (CorruptDataError, Timer, decode_jpeg,
+                    groups_of_identical, load_arrays, pack, unpack)
 
 STANFORD_URL = "http://dags.stanford.edu/data/iccv09Data.tar.gz"
 ARCHIVE_NAME = "iccv09Data.tar.gz"
@@ -96,26 +95,9 @@ def load_stanford_background(data_home=None, download_if_missing=True,
         file, a label matrix does not match its image's size, or it holds a
         value outside -1..7. The message names the file.
     """
-    home = get_data_home(data_home)
-    archive = os.path.join(home, ARCHIVE_NAME)
-    folder = os.path.join(home, FOLDER_NAME)
-    cache = os.path.join(home, CACHE_NAME)
-
-    if os.path.isdir(folder) or os.path.isfile(archive):
-        source = folder if os.path.isdir(folder) else archive
-        key = source_key(source)
-        arrays = read_cache(cache, key)
-        if arrays is None:
-            arrays = _parse_source(source)
-            write_cache(cache, key, arrays)
-    elif download_if_missing:
-        arrays = fetch(STANFORD_URL, archive, _parse_source,
-                       dataset="Stanford Background Dataset")
-        write_cache(cache, source_key(archive), arrays)
-    else:
-        raise DataNotFoundError(missing_message(
-            "Stanford Background Dataset", ARCHIVE_NAME, home, STANFORD_URL,
-            "download_if_missing=False"))
+    arrays = load_arrays(data_home, ARCHIVE_NAME, FOLDER_NAME, CACHE_NAME,
+                         STANFORD_URL, "Stanford Background Dataset", _parse_source,
+                         download_if_missing)
     return _to_bunch(arrays, return_X_y)
 
 
