@@ -2,6 +2,7 @@
 scoring a test set, and writing the result tables (JSON + Markdown)."""
 
 import json
+import os
 import time
 import warnings
 
@@ -134,3 +135,41 @@ def write_outputs(path_stem, payload, markdown):
         json.dump(payload, f, indent=2)
     with open(path_stem + ".md", "w") as f:
         f.write(markdown)
+
+
+def add_training_arguments(parser):
+    """The training options the paper benchmarks share."""
+    parser.add_argument("--train-minutes", type=float, default=30.0,
+                        help="training budget per model (and fold)")
+    parser.add_argument("--sampling", default="dense",
+                        choices=("dense", "patch"))
+    parser.add_argument("--crop-size", type=int, default=8,
+                        help="dense sampling on crops of this many outputs "
+                             "per side; 0 for whole images")
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--patches-per-epoch", type=int, default=4096)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-plain", action="store_true",
+                        help="skip the plain network")
+
+
+def parse_training_args(parser, argv):
+    args = parser.parse_args(argv)
+    args.crop_size = args.crop_size or None  # 0 means whole images
+    return args
+
+
+def report(args, rows, references, dataset, start):
+    """Summarise the rows, print the Markdown table, write JSON + Markdown."""
+    summary = summarise(rows)
+    title = (f"{dataset}, {args.train_minutes} min per model, "
+             f"{args.sampling} sampling (crops {args.crop_size}), device "
+             f"{args.device}")
+    markdown = markdown_table(summary, references, title)
+    print("\n" + markdown)
+    write_outputs(args.output, {"args": vars(args), "rows": rows,
+                                "summary": summary,
+                                "wall_s": time.perf_counter() - start,
+                                "cpu_count": os.cpu_count()}, markdown)

@@ -15,13 +15,13 @@ Usage::
 """
 
 import argparse
-import os
 import sys
 import time
 
 from skrcnn.datasets import load_sift_flow
 
-from _protocol import markdown_table, rows_for_fold, summarise, write_outputs
+from _protocol import (add_training_arguments, parse_training_args, report,
+                       rows_for_fold)
 
 REFERENCES = [("bar (REFERENCE.md 5), full resolution",
                {"pixel": ">= 77%", "class": ">= 30%"})]
@@ -31,21 +31,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-home", required=True,
                         help="folder holding SiftFlowDataset.zip")
-    parser.add_argument("--train-minutes", type=float, default=30.0)
-    parser.add_argument("--sampling", default="dense",
-                        choices=("dense", "patch"))
-    parser.add_argument("--crop-size", type=int, default=8,
-                        help="dense sampling on crops of this many outputs "
-                             "per side; 0 for whole images")
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--patches-per-epoch", type=int, default=4096)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-plain", action="store_true")
+    add_training_arguments(parser)
     parser.add_argument("--output", default="sift_flow_results")
-    args = parser.parse_args(argv)
-    args.crop_size = args.crop_size or None
+    args = parse_training_args(parser, argv)
 
     data = load_sift_flow(data_home=args.data_home, download_if_missing=False)
     pick = lambda seq, idx: [seq[i] for i in idx]  # noqa: E731
@@ -58,15 +46,7 @@ def main(argv=None):
         pick(data.images, test), pick(data.labels, test),
         len(data.class_names), args, plain_hidden=(50, 50),
         log=lambda line: print(line, flush=True))
-    summary = summarise(rows)
-    title = (f"SIFT Flow, 2488/200 split, {args.train_minutes} min per "
-             f"model, {args.sampling} sampling (crops {args.crop_size}), device {args.device}")
-    markdown = markdown_table(summary, REFERENCES, title)
-    print("\n" + markdown)
-    write_outputs(args.output, {"args": vars(args), "rows": rows,
-                                "summary": summary,
-                                "wall_s": time.perf_counter() - start,
-                                "cpu_count": os.cpu_count()}, markdown)
+    report(args, rows, REFERENCES, "SIFT Flow, 2488/200 split", start)
     return 0
 
 

@@ -24,7 +24,6 @@ Usage::
 """
 
 import argparse
-import os
 import sys
 import time
 
@@ -32,7 +31,8 @@ import joblib
 
 from skrcnn.model_selection import canonical_stanford_split, stanford_folds
 
-from _protocol import markdown_table, rows_for_fold, summarise, write_outputs
+from _protocol import (add_training_arguments, parse_training_args, report,
+                       rows_for_fold)
 from _stanford_data import load_stanford
 
 REFERENCES = [
@@ -55,20 +55,7 @@ def main(argv=None):
                         help="REFERENCE.md's canonical fold 0 only")
     parser.add_argument("--folds", type=int, default=5,
                         help="run the first K of the 5 folds")
-    parser.add_argument("--train-minutes", type=float, default=30.0,
-                        help="training budget per model and fold")
-    parser.add_argument("--sampling", default="dense",
-                        choices=("dense", "patch"))
-    parser.add_argument("--crop-size", type=int, default=8,
-                        help="dense sampling on crops of this many outputs "
-                             "per side; 0 for whole images")
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--patches-per-epoch", type=int, default=4096)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-plain", action="store_true",
-                        help="skip the plain network")
+    add_training_arguments(parser)
     parser.add_argument("--n-train", type=int,
                         help="use only the first N training images of a fold "
                              "(quick runs)")
@@ -79,8 +66,7 @@ def main(argv=None):
                         help="path stem of the .json and .md outputs")
     parser.add_argument("--save-model",
                         help="joblib file for the last fold's rcnn2 model")
-    args = parser.parse_args(argv)
-    args.crop_size = args.crop_size or None
+    args = parse_training_args(parser, argv)
 
     data = load_stanford(args.data_home)
     if args.canonical:
@@ -101,17 +87,9 @@ def main(argv=None):
         rows += fold_rows
         if args.save_model:
             joblib.dump(model, args.save_model)
-    summary = summarise(rows)
     protocol = ("canonical fold 0" if args.canonical
                 else f"{len(folds)} of the 5 paper folds")
-    title = (f"Stanford Background, {protocol}, {args.train_minutes} min per "
-             f"model, {args.sampling} sampling (crops {args.crop_size}), device {args.device}")
-    markdown = markdown_table(summary, REFERENCES, title)
-    print("\n" + markdown)
-    write_outputs(args.output, {"args": vars(args), "rows": rows,
-                                "summary": summary,
-                                "wall_s": time.perf_counter() - start,
-                                "cpu_count": os.cpu_count()}, markdown)
+    report(args, rows, REFERENCES, f"Stanford Background, {protocol}", start)
     return 0
 
 
