@@ -39,8 +39,8 @@ class ImageSet:
         self.means = np.array([np.mean(image, dtype=np.float64)
                                for image in images])
         stds = np.array([np.std(image, dtype=np.float64) for image in images])
-        self.scales = np.where(stds > 0, 1.0 / np.where(stds > 0, stds, 1),
-                               1.0)
+        # A constant image is only centred, as in standardize_image.
+        self.scales = 1.0 / np.where(stds > 0, stds, 1.0)
         self.labelled = [np.flatnonzero(t.ravel() >= 0) for t in targets]
         self.usable = np.array([i for i, idx in enumerate(self.labelled)
                                 if idx.size])
