@@ -20,7 +20,8 @@ import cupy  # noqa: E402  (only importable where the skip did not happen)
 from op_cases import (cast_constants, loss_case, make_op_cases,  # noqa: E402
                       spy_chunks)
 from skrcnn.autograd import Variable  # noqa: E402
-from skrcnn.functions import conv2d, softmax_cross_entropy  # noqa: E402
+from skrcnn.functions import (conv2d, convolution,  # noqa: E402
+                              softmax_cross_entropy)
 
 RTOL, ATOL = 1e-4, 1e-5
 

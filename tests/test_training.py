@@ -5,7 +5,6 @@ different numbers of instances must have exact gradients."""
 import numpy as np
 import pytest
 
-from gradcheck import check_gradients, numerical_directional_derivative
 from skrcnn import Variable, no_grad
 from skrcnn.architecture import patch_size
 from skrcnn.network import RecurrentNetwork
