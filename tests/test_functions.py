@@ -419,6 +419,23 @@ def test_max_pool2d_ties_first_tap_wins_overlapping_and_dilated():
     np.testing.assert_array_equal(xv.grad, expected)
 
 
+@pytest.mark.parametrize("case", POOL_CASES, ids=str)
+def test_max_pool2d_random_ties_route_to_first_tap_like_the_loop(case):
+    # Values from {0, 1, 2}: most windows tie, so the gradient shows which
+    # tap wins. The loop reference takes the first one in row-major order.
+    n, c, h, w, kernel, stride, dilation = case
+    x = rng_for("pool-ties", case).integers(0, 3, (n, c, h, w)).astype(float)
+    xv = Variable(x, requires_grad=True)
+    y = max_pool2d(xv, kernel, stride=stride, dilation=dilation)
+    expected, _ = ref.max_pool2d_forward(x, kernel, stride, dilation)
+    np.testing.assert_array_equal(y.data, expected)
+    grad_y = rng_for("pool-ties-gy", case).standard_normal(y.shape)
+    y.backward(grad_y)
+    np.testing.assert_allclose(
+        xv.grad, ref.max_pool2d_backward(x, grad_y, kernel, stride, dilation),
+        rtol=1e-12, atol=1e-12)
+
+
 def test_max_pool2d_ties_later_strictly_larger_tap_still_wins():
     # A tie between taps 0 and 1, then a strictly larger value at tap 3.
     x = np.array([[[[2., 2.], [1., 3.]]]])

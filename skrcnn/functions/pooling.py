@@ -1,9 +1,9 @@
 """Max and average pooling over NCHW maps, with kernel, stride and dilation.
 
-Both walk the ``kh * kw`` kernel taps and combine strided views of the input,
-one tap at a time, so no window array is ever materialised. Dilation is what
-turns a strided network into the dense ("a trous") one used for full-image
-inference.
+Both combine strided views of the input, one kernel tap at a time, so no
+window array is ever materialised (max pooling goes one axis at a time, see
+:class:`MaxPooling2D`). Dilation is what turns a strided network into the
+dense ("a trous") one used for full-image inference.
 """
 
 from ..autograd import Function
@@ -33,81 +33,77 @@ class _Pooling2D(Function):
                                        self.stride, self.dilation)
 
 
+def _running_max(xp, views, track_winner):
+    """Elementwise max over ``views``; with ``track_winner``, also the index
+    of the first view that reaches it (uint8, so kernels up to 255 taps)."""
+    views = iter(views)
+    best = next(views).copy()
+    winner = candidate = None
+    if track_winner:
+        winner = xp.zeros(best.shape, dtype=xp.uint8)
+        candidate = xp.empty_like(winner)
+    for index, view in enumerate(views, start=1):
+        if track_winner:
+            # Indices only grow, so "the latest strictly better view" is the
+            # maximum of better * index: an arithmetic pass, much faster than
+            # a masked assignment.
+            xp.multiply(view > best, winner.dtype.type(index), out=candidate)
+            xp.maximum(winner, candidate, out=winner)
+        xp.maximum(best, view, out=best)
+    return best, winner
+
+
 class MaxPooling2D(_Pooling2D):
-    """Max over each window; the winning tap (first one on ties) gets the gradient."""
+    """Max over each window; the winning tap (first one in row-major order on
+    ties) gets the gradient.
+
+    The max is separable: first over the ``kw`` taps along each input row,
+    then over the ``kh`` row maxima of each window. That costs ``kh + kw``
+    passes instead of ``kh * kw`` and keeps the row-major tie rule: the first
+    row holding the window's max, and the first tap in that row.
+    """
+
+    def _used_rows(self, array):
+        (oh, _), (sh, _), (dh, _) = self.out_shape, self.stride, self.dilation
+        return array[:, :, :dh * (self.kernel[0] - 1) + sh * (oh - 1) + 1]
+
+    def _column_taps(self, array):
+        """Views ``array[..., r, s*w + d*j]`` over (n, c, r, w), one per j."""
+        (_, ow), (_, sw), (_, dw) = self.out_shape, self.stride, self.dilation
+        for j in range(self.kernel[1]):
+            yield array[..., dw * j:dw * j + sw * (ow - 1) + 1:sw]
+
+    def _row_taps(self, array):
+        """Views ``array[:, :, s*h + d*i, w]`` over (n, c, h, w), one per i."""
+        (oh, _), (sh, _), (dh, _) = self.out_shape, self.stride, self.dilation
+        for i in range(self.kernel[0]):
+            yield array[:, :, dh * i:dh * i + sh * (oh - 1) + 1:sh]
 
     def forward(self, x):
         xp = get_array_module(x)
-        if self._tiles():
-            return self._forward_tiles(xp, x)
-        taps = self.taps(x)
-        _, first = next(taps)
-        y = first.copy()
-        if not self.needs_input_grad[0]:  # inference: the max alone
-            for _, view in taps:
-                xp.maximum(y, view, out=y)
-            return y
-        n_taps = self.kernel[0] * self.kernel[1]
-        winner = xp.zeros(y.shape, dtype=xp.uint8 if n_taps <= 256 else xp.int32)
-        candidate = xp.empty_like(winner)
-        for tap_index, view in taps:
-            # Tap indices only grow, so "the latest strictly better tap" is
-            # the maximum of better * index: an arithmetic pass, much faster
-            # than a masked assignment.
-            xp.multiply(view > y, winner.dtype.type(tap_index), out=candidate)
-            xp.maximum(winner, candidate, out=winner)
-            xp.maximum(y, view, out=y)
-        self.saved = (x.shape, winner)
+        track = self.needs_input_grad[0]
+        row_max, column_winner = _running_max(
+            xp, self._column_taps(self._used_rows(x)), track)
+        y, row_winner = _running_max(xp, self._row_taps(row_max), track)
+        if track:
+            self.saved = (x.shape, column_winner, row_winner)
         return y
-
-    def _tiles(self):
-        """Non-overlapping windows (stride = kernel, no dilation), such as
-        the plain network's 8x8 pool: the windows tile the input, so they
-        can be handled as one reshaped array instead of kh*kw tap passes."""
-        return self.stride == self.kernel and self.dilation == (1, 1)
-
-    def _blocks(self, xp, array):
-        """(N, C, OH, KH, OW, KW) view of the tiled part of ``array``."""
-        (oh, ow), (kh, kw) = self.out_shape, self.kernel
-        n, c = array.shape[:2]
-        s0, s1, s2, s3 = array.strides
-        return xp.lib.stride_tricks.as_strided(
-            array, (n, c, oh, kh, ow, kw), (s0, s1, s2 * kh, s2, s3 * kw, s3))
-
-    def _forward_tiles(self, xp, x):
-        blocks = self._blocks(xp, x)
-        if not self.needs_input_grad[0]:
-            return blocks.max(axis=(3, 5))
-        n, c, oh, kh, ow, kw = blocks.shape
-        windows = blocks.transpose(0, 1, 2, 4, 3, 5).reshape(
-            n, c, oh, ow, kh * kw)
-        # argmax takes the first maximum: the same tie rule as the taps.
-        winner = windows.argmax(axis=-1).astype(
-            xp.uint8 if kh * kw <= 256 else xp.int32)
-        self.saved = (x.shape, winner)
-        return windows.max(axis=-1)
-
-    def _backward_tiles(self, xp, grad_y):
-        x_shape, winner = self.saved
-        (kh, kw) = self.kernel
-        taps = xp.arange(kh * kw, dtype=winner.dtype)
-        routed = (winner[..., None] == taps) * grad_y[..., None]
-        n, c, oh, ow = grad_y.shape
-        grad_x = xp.zeros(x_shape, dtype=grad_y.dtype)
-        self._blocks(xp, grad_x)[...] = routed.reshape(
-            n, c, oh, ow, kh, kw).transpose(0, 1, 2, 4, 3, 5)
-        return (grad_x,)
 
     def backward(self, grad_y):
         xp = get_array_module(grad_y)
-        if self._tiles():
-            return self._backward_tiles(xp, grad_y)
-        x_shape, winner = self.saved
-        grad_x = xp.zeros(x_shape, dtype=grad_y.dtype)
+        x_shape, column_winner, row_winner = self.saved
+        # Route each output's gradient to its winning row, then along that
+        # row to the winning tap. Adding (not assigning) keeps overlapping
+        # windows correct.
+        grad_rows = xp.zeros(column_winner.shape, dtype=grad_y.dtype)
         routed = xp.empty_like(grad_y)
-        for tap_index, view in self.taps(grad_x):
-            xp.multiply(grad_y, winner == tap_index, out=routed)
-            # Adding (not assigning) keeps overlapping windows correct.
+        for i, view in enumerate(self._row_taps(grad_rows)):
+            xp.multiply(grad_y, row_winner == i, out=routed)
+            view += routed
+        grad_x = xp.zeros(x_shape, dtype=grad_y.dtype)
+        routed = xp.empty_like(grad_rows)
+        for j, view in enumerate(self._column_taps(self._used_rows(grad_x))):
+            xp.multiply(grad_rows, column_winner == j, out=routed)
             view += routed
         return (grad_x,)
 
