@@ -14,22 +14,84 @@ from skrcnn.metrics import (confusion_matrix, mean_class_accuracy, mean_iou,
                             pixel_accuracy)
 
 
-def train_for(model, X, y, seconds, classes, log=print, label=""):
+def train_for(model, X, y, seconds, classes, log=print, label="",
+              decay_last=0.0, decay_factor=0.1, checkpoint=None):
     """``partial_fit`` epochs until ``seconds`` of training have passed.
 
     The budget is checked between epochs, so the last epoch may overrun it;
-    the time actually spent is returned (training only, no evaluation).
+    the time actually spent is returned (training only: evaluation at
+    checkpoints is not counted). For the last ``decay_last`` fraction of the
+    budget the learning rate is ``decay_factor`` times the model's (a step
+    decay: the per-epoch test accuracy swings by a few points at a constant
+    rate). ``checkpoint(seconds_spent)`` is called after every epoch, to
+    record an accuracy-versus-time curve.
     """
     spent = 0.0
+    rate = model.learning_rate
     while spent < seconds:
+        if decay_last and spent >= (1 - decay_last) * seconds:
+            model.set_params(learning_rate=rate * decay_factor)
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.partial_fit(X, y, classes=classes)
         spent += time.perf_counter() - start
         log(f"  {label} epoch {model.n_iter_}: loss {model.loss_curve_[-1]:.4f}"
+            f" lr {model.learning_rate:g}"
             f" ({spent / 60:.1f} of {seconds / 60:.1f} min)")
+        if checkpoint is not None:
+            checkpoint(spent)
+    model.set_params(learning_rate=rate)
     return spent
+
+
+class Curve:
+    """Test scores at training-time checkpoints (every ``minutes``).
+
+    Called after each epoch with the training seconds of the current stage;
+    scores the model whenever another ``minutes`` of training (counted over
+    all stages, from ``offset``) have passed since the last point.
+    """
+
+    def __init__(self, model, X, y, labels, minutes, log=print):
+        self.model, self.X, self.y, self.labels = model, X, y, labels
+        self.every = minutes * 60
+        self.log = log
+        self.offset = 0.0
+        self.points = []
+
+    def __call__(self, stage_seconds):
+        total = self.offset + stage_seconds
+        last = self.points[-1]["train_s"] if self.points else 0.0
+        if self.every and total - last >= self.every:
+            self.add(total)
+
+    def add(self, total):
+        scores = evaluate(self.model, self.X, self.y, self.labels)
+        self.points.append({"train_s": total,
+                            "instances": self.model.n_instances,
+                            "epochs": self.model.n_iter_,
+                            "learning_rate": self.model.learning_rate,
+                            **{k: scores[k] for k in (
+                                "pixel_accuracy", "mean_class_accuracy",
+                                "mean_iou")}})
+        self.log(f"  curve: {total / 60:.1f} min, "
+                 f"{self.model.n_instances} instances: pixel "
+                 f"{100 * scores['pixel_accuracy']:.1f}%, class "
+                 f"{100 * scores['mean_class_accuracy']:.1f}%")
+
+    def markdown(self):
+        lines = ["| training | instances | epochs | learning rate | "
+                 "pixel acc. | class avg. | mean IoU |",
+                 "|---|---|---|---|---|---|---|"]
+        for p in self.points:
+            lines.append(
+                f"| {p['train_s'] / 60:.1f} min | {p['instances']} | "
+                f"{p['epochs']} | {p['learning_rate']:g} | "
+                f"{100 * p['pixel_accuracy']:.1f}% | "
+                f"{100 * p['mean_class_accuracy']:.1f}% | "
+                f"{100 * p['mean_iou']:.1f}% |")
+        return "\n".join(lines) + "\n"
 
 
 def evaluate(model, X, y, labels):
@@ -61,20 +123,27 @@ def rows_for_fold(fold, X_train, y_train, X_test, y_test, n_classes, args,
                   plain_hidden=(25, 50), log=print):
     """Table rows of one fold: rcnn2 with 2 then 3 instances (one model,
     the paper's staged training: the third instance is added to the trained
-    two-instance network and training continues) and the plain network."""
+    two-instance network and training continues) and the plain network.
+
+    Returns the rows, the rcnn2 model and its accuracy-versus-time
+    :class:`Curve` (empty unless ``args.curve_minutes``).
+    """
     classes = np.arange(n_classes)
     rows = []
     budget = args.train_minutes * 60
+    decay = {"decay_last": args.decay_last, "decay_factor": args.decay_factor}
     rcnn2 = make_model("rcnn2", 2, args)
+    curve = Curve(rcnn2, X_test, y_test, classes, args.curve_minutes, log)
     spent = train_for(rcnn2, X_train, y_train, budget / 2, classes, log,
-                      "rcnn2 P=2")
+                      "rcnn2 P=2", checkpoint=curve, **decay)
     rows.append({"fold": fold, "model": "rcnn2, 2 instances",
                  "train_s": spent, "epochs": rcnn2.n_iter_,
                  **evaluate(rcnn2, X_test, y_test, classes)})
     log_row(rows[-1], log)
     rcnn2.set_params(n_instances=3)
+    curve.offset = spent
     spent += train_for(rcnn2, X_train, y_train, budget / 2, classes, log,
-                       "rcnn2 P=3")
+                       "rcnn2 P=3", checkpoint=curve, **decay)
     rows.append({"fold": fold, "model": "rcnn2, 3 instances",
                  "train_s": spent, "epochs": rcnn2.n_iter_,
                  **evaluate(rcnn2, X_test, y_test, classes)})
@@ -82,12 +151,12 @@ def rows_for_fold(fold, X_train, y_train, X_test, y_test, n_classes, args,
     if not args.no_plain:
         plain = make_model("plain", 1, args, hidden_sizes=plain_hidden)
         spent = train_for(plain, X_train, y_train, budget, classes, log,
-                          "plain")
+                          "plain", **decay)
         rows.append({"fold": fold, "model": "plain",
                      "train_s": spent, "epochs": plain.n_iter_,
                      **evaluate(plain, X_test, y_test, classes)})
         log_row(rows[-1], log)
-    return rows, rcnn2
+    return rows, rcnn2, curve
 
 
 def log_row(row, log=print):
@@ -153,6 +222,15 @@ def add_training_arguments(parser):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-plain", action="store_true",
                         help="skip the plain network")
+    parser.add_argument("--decay-last", type=float, default=0.25,
+                        help="fraction of each training stage run at a "
+                             "decayed learning rate (0: constant rate)")
+    parser.add_argument("--decay-factor", type=float, default=0.1)
+    parser.add_argument("--curve-minutes", type=float, default=0.0,
+                        help="score rcnn2 on the test images after every "
+                             "this many minutes of training (an "
+                             "accuracy-versus-time curve; not counted as "
+                             "training time)")
 
 
 def parse_training_args(parser, argv):
@@ -161,15 +239,28 @@ def parse_training_args(parser, argv):
     return args
 
 
-def report(args, rows, references, dataset, start):
-    """Summarise the rows, print the Markdown table, write JSON + Markdown."""
+def report(args, rows, references, dataset, start, curves=()):
+    """Summarise the rows, print the Markdown table, write JSON + Markdown.
+
+    ``curves`` are (fold, :class:`Curve`) pairs; non-empty ones are added
+    as accuracy-versus-training-time tables."""
     summary = summarise(rows)
+    decay = (f", learning rate x{args.decay_factor:g} for the last "
+             f"{100 * args.decay_last:.0f}% of each stage"
+             if args.decay_last else ", constant learning rate")
     title = (f"{dataset}, {args.train_minutes} min per model, "
-             f"{args.sampling} sampling (crops {args.crop_size}), device "
-             f"{args.device}")
+             f"{args.sampling} sampling (crops {args.crop_size}){decay}, "
+             f"device {args.device}")
     markdown = markdown_table(summary, references, title)
+    for fold, curve in curves:
+        if curve.points:
+            markdown += (f"\n#### rcnn2 accuracy versus training time, fold "
+                         f"{fold} (all test images, full resolution)\n\n"
+                         + curve.markdown())
     print("\n" + markdown)
     write_outputs(args.output, {"args": vars(args), "rows": rows,
                                 "summary": summary,
+                                "curves": {str(fold): curve.points
+                                           for fold, curve in curves},
                                 "wall_s": time.perf_counter() - start,
                                 "cpu_count": os.cpu_count()}, markdown)

@@ -19,6 +19,7 @@ Usage::
 """
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -26,6 +27,7 @@ import time
 
 import numpy as np
 
+from skrcnn._allocator import retain_freed_memory
 from skrcnn.architecture import patch_size, resolve_layers
 from skrcnn.inference import image_scores
 from skrcnn.network import RecurrentNetwork, rgb_offsets
@@ -219,6 +221,11 @@ def main(argv=None):
                         help="fewer repeats, batches 1 and 16, no shift")
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument(
+        "--default-allocator", action="store_true",
+        help="leave glibc's allocator at its defaults; by default both "
+             "skrcnn and PyTorch run under the setting fit and predict use "
+             "(skrcnn._allocator: freed blocks kept for reuse)")
     args = parser.parse_args(argv)
     args.batches = (1, 16) if args.quick else (1, 16, 64)
     args.repeats = 3 if args.quick else 5
@@ -232,8 +239,15 @@ def main(argv=None):
             print("(PyTorch not installed: no same-run reference)")
     print(f"numpy {np.__version__}; torch "
           f"{torch.__version__ if torch else 'absent'}", flush=True)
-    results = {"training": training_table(args, torch),
-               "prediction": prediction_table(args, torch)}
+    allocator = (contextlib.nullcontext() if args.default_allocator
+                 else retain_freed_memory())
+    print("allocator: " + ("glibc defaults" if args.default_allocator else
+                           "freed blocks kept (as in fit/predict), for both"),
+          flush=True)
+    with allocator:
+        results = {"training": training_table(args, torch),
+                   "prediction": prediction_table(args, torch)}
+    results["allocator"] = "default" if args.default_allocator else "retain"
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -41,12 +41,13 @@ def main(argv=None):
     print(f"SIFT Flow: {len(train)} train / {len(test)} test images, "
           f"{len(data.class_names)} classes", flush=True)
     start = time.perf_counter()
-    rows, _ = rows_for_fold(
+    rows, _, curve = rows_for_fold(
         0, pick(data.images, train), pick(data.labels, train),
         pick(data.images, test), pick(data.labels, test),
         len(data.class_names), args, plain_hidden=(50, 50),
         log=lambda line: print(line, flush=True))
-    report(args, rows, REFERENCES, "SIFT Flow, 2488/200 split", start)
+    report(args, rows, REFERENCES, "SIFT Flow, 2488/200 split", start,
+           [(0, curve)])
     return 0
 
 

@@ -73,23 +73,25 @@ def main(argv=None):
         folds = [canonical_stanford_split(data.filenames)]
     else:
         folds = list(stanford_folds(data.filenames))[:args.folds]
-    rows, start = [], time.perf_counter()
+    rows, curves, start = [], [], time.perf_counter()
     for index, (train, test) in enumerate(folds):
         train, test = train[:args.n_train], test[:args.n_test]
         print(f"fold {index}: {len(train)} train / {len(test)} test images, "
               f"{args.train_minutes} min per model", flush=True)
         pick = lambda seq, idx: [seq[i] for i in idx]  # noqa: E731
-        fold_rows, model = rows_for_fold(
+        fold_rows, model, curve = rows_for_fold(
             index, pick(data.images, train), pick(data.labels, train),
             pick(data.images, test), pick(data.labels, test),
             len(data.class_names), args,
             log=lambda line: print(line, flush=True))
         rows += fold_rows
+        curves.append((index, curve))
         if args.save_model:
             joblib.dump(model, args.save_model)
     protocol = ("canonical fold 0" if args.canonical
                 else f"{len(folds)} of the 5 paper folds")
-    report(args, rows, REFERENCES, f"Stanford Background, {protocol}", start)
+    report(args, rows, REFERENCES, f"Stanford Background, {protocol}", start,
+           curves)
     return 0
 
 

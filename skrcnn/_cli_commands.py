@@ -17,6 +17,7 @@ import warnings
 
 import numpy as np
 
+from ._allocator import retain_freed_memory
 from ._cli_io import (InputError, Progress, check_unique_stems,
                       check_writable_file, class_name, collect_images,
                       list_images, load_model, name_files, overlay,
@@ -267,8 +268,10 @@ def predict(args, say):
         raise InputError(f"{args.output_dir}: cannot create the folder "
                          f"({exc.strerror or exc})") from None
     start = time.perf_counter()
-    with Progress("predict", len(paths),
-                  enabled=not args.quiet and len(paths) > 1) as bar:
+    # One allocator context for the whole loop, not one per image.
+    with retain_freed_memory(), Progress(
+            "predict", len(paths),
+            enabled=not args.quiet and len(paths) > 1) as bar:
         for done, path in enumerate(paths, 1):
             image = read_image(path)
             labels = _predict_one(model, image, path, args.instances)
@@ -308,8 +311,9 @@ def evaluate(args, say):
               "these images overlap it", file=sys.stderr)
     predictions = []
     start = time.perf_counter()
-    with Progress("evaluate", len(data.images),
-                  enabled=not args.quiet and len(data.images) > 1) as bar:
+    with retain_freed_memory(), Progress(
+            "evaluate", len(data.images),
+            enabled=not args.quiet and len(data.images) > 1) as bar:
         for done, (image, name) in enumerate(zip(data.images,
                                                  data.image_names), 1):
             predictions.append(_predict_one(model, image, name,

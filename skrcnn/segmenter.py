@@ -12,6 +12,7 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils import check_random_state
 
+from ._allocator import retain_freed_memory
 from ._validation import (check_choice, check_images, check_label_maps,
                           check_positive_int, check_real)
 from .architecture import CLASSES, instance_stride, patch_size, resolve_layers
@@ -249,7 +250,8 @@ class RecurrentCNNSegmenter(BaseEstimator):
         images, targets, classes = self._validate_data(X, y, layers, reset)
         state = self._start(layers, classes, reset)
         train, validation = self._split(images, targets, state)
-        self._run(state, train, validation, self.max_iter)
+        with retain_freed_memory():
+            self._run(state, train, validation, self.max_iter)
         return self
 
     def partial_fit(self, X, y, classes=None):
@@ -284,7 +286,8 @@ class RecurrentCNNSegmenter(BaseEstimator):
         images, targets, classes = self._validate_data(
             X, y, layers, first, classes if first else self.classes_)
         state = self._start(layers, classes, first)
-        self._run(state, ImageSet(images, targets), None, 1)
+        with retain_freed_memory():
+            self._run(state, ImageSet(images, targets), None, 1)
         return self
 
     def _validate_data(self, X, y, layers, reset, classes=None):
@@ -595,16 +598,17 @@ class RecurrentCNNSegmenter(BaseEstimator):
         images, was_array = check_images(X)
         network, xp = self._network()
         out = []
-        for image in images:
-            standardized = xp.asarray(standardize_image(image, DTYPE)
-                                      .transpose(2, 0, 1))
-            scores, rows, cols = image_scores(
-                network, xp.ascontiguousarray(standardized), n_instances,
-                step=step, method=self.inference,
-                max_bytes=self.max_inference_bytes)
-            probabilities = upsample(softmax(scores), rows, cols,
-                                     *image.shape[:2])
-            out.append(finish(probabilities))
+        with retain_freed_memory():
+            for image in images:
+                standardized = xp.asarray(standardize_image(image, DTYPE)
+                                          .transpose(2, 0, 1))
+                scores, rows, cols = image_scores(
+                    network, xp.ascontiguousarray(standardized), n_instances,
+                    step=step, method=self.inference,
+                    max_bytes=self.max_inference_bytes)
+                probabilities = upsample(softmax(scores), rows, cols,
+                                         *image.shape[:2])
+                out.append(finish(probabilities))
         return out, was_array
 
     def _network(self):
