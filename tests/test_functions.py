@@ -6,10 +6,11 @@ import pytest
 
 import reference_ops as ref
 import skrcnn.functions.convolution as convolution
+import skrcnn.functions.pooling as pooling
 from gradcheck import check_gradients
 from op_cases import (cast_constants, distinct_values, loss_case, make_op_cases,
                       spy_chunks)
-from skrcnn.autograd import Variable
+from skrcnn.autograd import Variable, no_grad
 from skrcnn.functions import (avg_pool2d, bias_add, channel_slice, concat,
                               conv2d, crop, max_pool2d, pad,
                               softmax_cross_entropy, tanh)
@@ -430,6 +431,32 @@ def test_max_pool2d_random_ties_route_to_first_tap_like_the_loop(case):
     expected, _ = ref.max_pool2d_forward(x, kernel, stride, dilation)
     np.testing.assert_array_equal(y.data, expected)
     grad_y = rng_for("pool-ties-gy", case).standard_normal(y.shape)
+    y.backward(grad_y)
+    np.testing.assert_allclose(
+        xv.grad, ref.max_pool2d_backward(x, grad_y, kernel, stride, dilation),
+        rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 200, 1000])
+@pytest.mark.parametrize("case", [(3, 4, 11, 10, 3, 2, 1),
+                                  (2, 5, 17, 19, 8, None, 1),
+                                  (2, 3, 13, 12, 3, 1, 2)], ids=str)
+def test_max_pool2d_in_chunks_of_planes_matches_the_loop(monkeypatch, case,
+                                                         chunk_bytes):
+    # Chunks of one plane, of a few channels, and of whole images (all on
+    # ties, so the routing shows) against the loop reference.
+    monkeypatch.setattr(pooling, "CPU_CHUNK_BYTES", chunk_bytes * 8)
+    n, c, h, w, kernel, stride, dilation = case
+    x = rng_for("pool-chunks", case).integers(0, 3, (n, c, h, w)).astype(float)
+    xv = Variable(x, requires_grad=True)
+    y = max_pool2d(xv, kernel, stride=stride, dilation=dilation)
+    expected, _ = ref.max_pool2d_forward(x, kernel, stride, dilation)
+    np.testing.assert_array_equal(y.data, expected)
+    with no_grad():
+        np.testing.assert_array_equal(
+            max_pool2d(x, kernel, stride=stride, dilation=dilation).data,
+            expected)
+    grad_y = rng_for("pool-chunks-gy", case).standard_normal(y.shape)
     y.backward(grad_y)
     np.testing.assert_allclose(
         xv.grad, ref.max_pool2d_backward(x, grad_y, kernel, stride, dilation),

@@ -33,24 +33,46 @@ class _Pooling2D(Function):
                                        self.stride, self.dilation)
 
 
-def _running_max(xp, views, track_winner):
-    """Elementwise max over ``views``; with ``track_winner``, also the index
-    of the first view that reaches it (uint8, so kernels up to 255 taps)."""
+# Input bytes per chunk of planes for max pooling on the CPU. A window's
+# column taps each read a strided view, so every cache line is read ``kw``
+# times: from cache when the chunk fits in L2, measured 2x faster for the
+# plain network's 8x8 pool than one pass over the whole batch.
+CPU_CHUNK_BYTES = 2 ** 20
+
+
+def _running_max(xp, views, best, winner):
+    """``best`` = elementwise max over ``views``; unless ``winner`` is None,
+    also the index of the first view that reaches it (uint8: at most 255
+    views, i.e. kernels up to 255 taps a side)."""
     views = iter(views)
-    best = next(views).copy()
-    winner = candidate = None
-    if track_winner:
-        winner = xp.zeros(best.shape, dtype=xp.uint8)
+    best[...] = next(views)
+    if winner is not None:
+        winner.fill(0)
         candidate = xp.empty_like(winner)
     for index, view in enumerate(views, start=1):
-        if track_winner:
+        if winner is not None:
             # Indices only grow, so "the latest strictly better view" is the
             # maximum of better * index: an arithmetic pass, much faster than
             # a masked assignment.
             xp.multiply(view > best, winner.dtype.type(index), out=candidate)
             xp.maximum(winner, candidate, out=winner)
         xp.maximum(best, view, out=best)
-    return best, winner
+
+
+def _plane_chunks(xp, shape, itemsize):
+    """(images, channels) index pairs covering an (N, C, H, W) array in
+    chunks of about ``CPU_CHUNK_BYTES`` (one chunk on a GPU)."""
+    n, c, h, w = shape
+    per_chunk = CPU_CHUNK_BYTES // max(1, h * w * itemsize)
+    if xp.__name__ != "numpy" or per_chunk >= n * c:
+        return [(slice(None), slice(None))]
+    if per_chunk >= c:
+        images = per_chunk // c
+        return [(slice(i, i + images), slice(None))
+                for i in range(0, n, images)]
+    channels = max(1, per_chunk)
+    return [(slice(i, i + 1), slice(j, j + channels))
+            for i in range(n) for j in range(0, c, channels)]
 
 
 class MaxPooling2D(_Pooling2D):
@@ -60,7 +82,8 @@ class MaxPooling2D(_Pooling2D):
     The max is separable: first over the ``kw`` taps along each input row,
     then over the ``kh`` row maxima of each window. That costs ``kh + kw``
     passes instead of ``kh * kw`` and keeps the row-major tie rule: the first
-    row holding the window's max, and the first tap in that row.
+    row holding the window's max, and the first tap in that row. On the CPU
+    the work goes in cache-sized chunks of planes.
     """
 
     def _used_rows(self, array):
@@ -82,9 +105,21 @@ class MaxPooling2D(_Pooling2D):
     def forward(self, x):
         xp = get_array_module(x)
         track = self.needs_input_grad[0]
-        row_max, column_winner = _running_max(
-            xp, self._column_taps(self._used_rows(x)), track)
-        y, row_winner = _running_max(xp, self._row_taps(row_max), track)
+        used = self._used_rows(x)
+        n, c, rows = used.shape[:3]
+        row_shape = (n, c, rows, self.out_shape[1])
+        y = xp.empty((n, c) + self.out_shape, dtype=x.dtype)
+        row_max = xp.empty(row_shape, dtype=x.dtype)
+        column_winner = row_winner = None
+        if track:
+            column_winner = xp.empty(row_shape, dtype=xp.uint8)
+            row_winner = xp.empty(y.shape, dtype=xp.uint8)
+        for part in _plane_chunks(xp, used.shape, x.dtype.itemsize):
+            _running_max(xp, self._column_taps(used[part]), row_max[part],
+                         None if column_winner is None
+                         else column_winner[part])
+            _running_max(xp, self._row_taps(row_max[part]), y[part],
+                         None if row_winner is None else row_winner[part])
         if track:
             self.saved = (x.shape, column_winner, row_winner)
         return y
@@ -92,19 +127,22 @@ class MaxPooling2D(_Pooling2D):
     def backward(self, grad_y):
         xp = get_array_module(grad_y)
         x_shape, column_winner, row_winner = self.saved
-        # Route each output's gradient to its winning row, then along that
-        # row to the winning tap. Adding (not assigning) keeps overlapping
-        # windows correct.
-        grad_rows = xp.zeros(column_winner.shape, dtype=grad_y.dtype)
-        routed = xp.empty_like(grad_y)
-        for i, view in enumerate(self._row_taps(grad_rows)):
-            xp.multiply(grad_y, row_winner == i, out=routed)
-            view += routed
         grad_x = xp.zeros(x_shape, dtype=grad_y.dtype)
-        routed = xp.empty_like(grad_rows)
-        for j, view in enumerate(self._column_taps(self._used_rows(grad_x))):
-            xp.multiply(grad_rows, column_winner == j, out=routed)
-            view += routed
+        used = self._used_rows(grad_x)
+        for part in _plane_chunks(xp, used.shape, grad_y.dtype.itemsize):
+            # Route each output's gradient to its winning row, then along
+            # that row to the winning tap. Adding (not assigning) keeps
+            # overlapping windows correct.
+            grad_rows = xp.zeros(column_winner[part].shape,
+                                 dtype=grad_y.dtype)
+            routed = xp.empty_like(grad_y[part])
+            for i, view in enumerate(self._row_taps(grad_rows)):
+                xp.multiply(grad_y[part], row_winner[part] == i, out=routed)
+                view += routed
+            routed = xp.empty_like(grad_rows)
+            for j, view in enumerate(self._column_taps(used[part])):
+                xp.multiply(grad_rows, column_winner[part] == j, out=routed)
+                view += routed
         return (grad_x,)
 
 
