@@ -138,11 +138,17 @@ class Convolution2D(Function):
             # dZ[i, o, n, s*h + d*i, w] = dy[n, o, h, w]; zero elsewhere.
             grad_partial = _workspace.scratch(
                 "conv_dZ", (kh, o, n, in_rows, ow), x.dtype, xp)
-            grad_partial.fill(0)
+            if sh != 1:
+                grad_partial.fill(0)
             grad_out = grad_y[n0:n1, :, h0:h1].transpose(1, 0, 2, 3)
             for i in range(kh):
-                start = dh * i
-                grad_partial[i, :, :, start:start + sh * (rows - 1) + 1:sh] = grad_out
+                start, end = dh * i, dh * i + sh * (rows - 1) + 1
+                grad_partial[i, :, :, start:end:sh] = grad_out
+                if sh == 1:
+                    # The copy covers every row but the margins: clearing
+                    # only those saves a pass over the largest temporary.
+                    grad_partial[i, :, :, :start] = 0
+                    grad_partial[i, :, :, end:] = 0
             grad_partial = grad_partial.reshape(kh * o, n * in_rows * ow)
             if need_w:
                 expanded = _expand_columns(xp, slab, kw, ow, sw, dw, "conv_E")

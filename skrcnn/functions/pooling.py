@@ -46,10 +46,18 @@ def _running_max(xp, views, best, winner):
     views, i.e. kernels up to 255 taps a side)."""
     views = iter(views)
     best[...] = next(views)
+    second = next(views, None)
+    if second is None:  # a one-tap window: the only view wins
+        if winner is not None:
+            winner.fill(0)
+        return
     if winner is not None:
-        winner.fill(0)
+        # Where the second view is strictly better it wins (index 1), else
+        # the first (0): one comparison sets every index, no fill needed.
+        xp.greater(second, best, out=winner)
         candidate = xp.empty_like(winner)
-    for index, view in enumerate(views, start=1):
+    xp.maximum(best, second, out=best)
+    for index, view in enumerate(views, start=2):
         if winner is not None:
             # Indices only grow, so "the latest strictly better view" is the
             # maximum of better * index: an arithmetic pass, much faster than
