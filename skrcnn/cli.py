@@ -181,11 +181,14 @@ def build_parser():
                                      metavar="COMMAND")
 
     demo = commands.add_parser(
-        "demo", help="train on built-in synthetic scenes, print held-out "
-        "scores after each recurrent instance, write a Fig. 5-style PNG")
+        "demo", help="train on built-in synthetic scenes, print "
+        "cross-validated scores after each recurrent instance, write a "
+        "Fig. 5-style PNG")
     demo.add_argument("--images", type=int, default=120,
-                      help="synthetic scenes to generate (a quarter held out)")
-    demo.add_argument("--epochs", type=int, default=6)
+                      help="synthetic scenes to generate")
+    demo.add_argument("--folds", type=int, default=3,
+                      help="cross-validation folds (at least 2)")
+    demo.add_argument("--epochs", type=int, default=8)
     demo.add_argument("--instances", type=int, default=3)
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--output", default="skrcnn-demo.png",
@@ -319,7 +322,7 @@ def _run(args):
     say = (lambda *a, **k: None) if args.quiet else print
     if args.command == "demo":
         from .demo import run_demo
-        run_demo(n_images=max(args.images, 2), epochs=args.epochs,
+        run_demo(n_images=args.images, epochs=args.epochs, cv=args.folds,
                  n_instances=args.instances, seed=args.seed,
                  output=args.output, verbose=0 if args.quiet else 1)
         return 0
@@ -339,6 +342,11 @@ def main(argv=None):
         for name in ("images", "epochs", "instances"):
             if getattr(args, name) < 1:
                 parser.error(f"--{name} must be at least 1")
+        if args.folds < 2:
+            parser.error("--folds must be at least 2")
+        if args.images < args.folds:
+            parser.error(f"--images ({args.images}) must be at least "
+                         f"--folds ({args.folds})")
     try:
         with _one_line_warnings():
             return _run(args)

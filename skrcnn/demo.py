@@ -1,23 +1,26 @@
 """``skrcnn demo``: the README's main job, on built-in synthetic scenes.
 
-Trains a :class:`~skrcnn.RecurrentCNNSegmenter` (rcnn2 geometry, narrower
-layers so it runs in about a minute on a laptop CPU) on
-:func:`~skrcnn.datasets.make_scenes`, where sky and water look the same and
-only the layout tells them apart. It reports held-out scores after each
-recurrent instance (the same weights run 1, 2, 3 times) beside the
-majority-class baseline, and writes a picture in the style of the paper's
-Fig. 5: image, ground truth, and the labelling after each instance.
+Trains :class:`~skrcnn.RecurrentCNNSegmenter` models (rcnn2 geometry,
+narrower layers so that the whole demo runs in about a minute on a laptop
+CPU) on :func:`~skrcnn.datasets.make_scenes`, where sky and water look the
+same and only the layout tells them apart. It reports cross-validated
+held-out scores after each recurrent instance (the same weights run 1, 2, 3
+times) beside the majority-class baseline, and writes a picture in the style
+of the paper's Fig. 5: image, ground truth, and the labelling after each
+instance.
 """
 
 import time
 import warnings
 
 import numpy as np
+from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 
 from .architecture import patch_size, resolve_layers
 from .datasets import make_scenes
 from .metrics import mean_class_accuracy, mean_iou, pixel_accuracy
+from .model_selection import ImageKFold
 from .segmenter import RecurrentCNNSegmenter
 
 # One colour per make_scenes class: sky, water, mountain, grass, tree,
@@ -65,79 +68,114 @@ def figure_panel(images, truths, predictions, scale=3, gap=4,
     return np.concatenate([rows[-1]] + rows, axis=0)
 
 
-def run_demo(n_images=120, epochs=6, n_instances=3, seed=0,
-             output="skrcnn-demo.png", image_shape=(64, 64), verbose=1,
-             sink=print):
-    """Train on synthetic scenes, report held-out scores, save a figure.
+def run_demo(n_images=120, epochs=8, n_instances=3, seed=0,
+             output="skrcnn-demo.png", image_shape=(96, 96), verbose=1,
+             sink=print, cv=3, context_scale=28, schedule="staged"):
+    """Train on synthetic scenes, report cross-validated scores, save a
+    figure.
 
     Parameters
     ----------
     n_images : int, default=120
-        Scenes generated; a quarter are held out.
-    epochs : int, default=6
+        Scenes generated.
+    epochs : int, default=8
     n_instances : int, default=3
     seed : int, default=0
     output : str or None, default="skrcnn-demo.png"
-        Where to write the Fig. 5-style PNG (None: no picture).
+        Where to write the Fig. 5-style PNG (None: no picture), drawn with
+        the first fold's model on its held-out scenes.
+    image_shape : (int, int), default=(96, 96)
     verbose : int, default=1
         Per-epoch training lines when > 0.
     sink : callable, default=print
         Receives the report lines.
+    cv : int, default=3
+        Folds of the cross-validation (by scene; at most ``n_images``).
+    context_scale : int or None, default=28
+        Passed to :func:`~skrcnn.datasets.make_scenes`: typical height of
+        sky and lake. At 28 most sky and water pixels lie farther from the
+        horizon than instance 1's 23-pixel context reaches, so the first
+        instance mixes them up and later instances have something to fix.
+    schedule : str, default="staged"
+        The segmenter's ``instance_schedule``. "staged" (the paper's rCNN2)
+        measured best here: cross-validated pixel accuracy rose with every
+        instance (0.80 / 0.94 / 0.94), where "random" (rCNN1) let instance 3
+        fall below instance 2.
 
     Returns
     -------
     dict
-        ``"instances"``: per number of instances, the held-out pixel
-        accuracy, average per-class accuracy and mean IoU; ``"majority"``:
-        the majority-class pixel accuracy; ``"fit_seconds"``.
+        ``"instances"``: per number of instances, the mean over folds of the
+        held-out pixel accuracy, average per-class accuracy and mean IoU;
+        ``"folds"``: the same per fold; ``"majority"``: the majority-class
+        pixel accuracy over all scenes; ``"fit_seconds"``: training time of
+        all folds.
     """
     X, y = make_scenes(n_images, image_shape=image_shape, random_state=seed,
-                       return_X_y=True)
-    n_test = max(1, n_images // 4)
-    X_train, y_train, X_test, y_test = (X[n_test:], y[n_test:], X[:n_test],
-                                        y[:n_test])
-    model = RecurrentCNNSegmenter(
+                       context_scale=context_scale, return_X_y=True)
+    n_folds = max(2, min(cv, n_images))
+    template = RecurrentCNNSegmenter(
         architecture="rcnn2", hidden_sizes=(16, 32), n_instances=n_instances,
         crop_size=None,
-        instance_schedule="random", max_iter=epochs, random_state=seed,
+        instance_schedule=schedule, max_iter=epochs, random_state=seed,
         verbose=verbose)
     contexts = "/".join(str(patch_size(resolve_layers("rcnn2"), p))
                         for p in range(1, n_instances + 1))
     sink(f"training rcnn2 ({n_instances} instances, context {contexts} "
-         f"pixels) on {len(X_train)} synthetic scenes of "
-         f"{image_shape[0]}x{image_shape[1]}, {epochs} epochs")
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(X_train, y_train)
-    fit_seconds = time.perf_counter() - start
-    known = y_test[y_test >= 0]
+         f"pixels) on synthetic scenes of {image_shape[0]}x{image_shape[1]}, "
+         f"{epochs} epochs, {n_folds}-fold cross-validation over "
+         f"{n_images} scenes")
+    fit_seconds, per_fold, picture = 0.0, [], None
+    folds = ImageKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    for fold, (train, test) in enumerate(folds.split(X)):
+        model = clone(template)
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(X[train], y[train])
+        fold_seconds = time.perf_counter() - start
+        fit_seconds += fold_seconds
+        scores, predictions = {}, []
+        for p in range(1, n_instances + 1):
+            predicted = model.predict(X[test], n_instances=p)
+            predictions.append(predicted)
+            scores[p] = {
+                "pixel_accuracy": pixel_accuracy(y[test], predicted),
+                "mean_class_accuracy": mean_class_accuracy(y[test],
+                                                           predicted),
+                "mean_iou": mean_iou(y[test], predicted)}
+        per_fold.append(scores)
+        sink(f"  fold {fold + 1}/{n_folds}: trained on {len(train)} scenes "
+             f"in {fold_seconds:.1f} s; pixel accuracy after "
+             "instance " + ", ".join(
+                 f"{p}: {scores[p]['pixel_accuracy']:.3f}" for p in scores))
+        if picture is None:
+            shown = test[:4]
+            picture = figure_panel(X[shown], y[shown],
+                                   [p[:len(shown)] for p in predictions])
+    known = y[y >= 0]
     majority = float(np.bincount(known).max() / known.size)
-    results, predictions = {}, []
-    sink(f"held-out scores on {n_test} scenes (majority class: pixel "
-         f"accuracy {majority:.3f}):")
+    results = {}
+    sink(f"cross-validated held-out scores, mean +- std over {n_folds} "
+         f"folds (majority class: pixel accuracy {majority:.3f}):")
     for p in range(1, n_instances + 1):
-        predicted = model.predict(X_test, n_instances=p)
-        predictions.append(predicted)
-        scores = {"pixel_accuracy": pixel_accuracy(y_test, predicted),
-                  "mean_class_accuracy": mean_class_accuracy(y_test, predicted),
-                  "mean_iou": mean_iou(y_test, predicted)}
-        results[p] = scores
+        results[p] = {name: float(np.mean([f[p][name] for f in per_fold]))
+                      for name in per_fold[0][p]}
+        spread = {name: float(np.std([f[p][name] for f in per_fold]))
+                  for name in per_fold[0][p]}
         sink(f"  after instance {p}: pixel accuracy "
-             f"{scores['pixel_accuracy']:.3f}, class average "
-             f"{scores['mean_class_accuracy']:.3f}, mean IoU "
-             f"{scores['mean_iou']:.3f}")
+             f"{results[p]['pixel_accuracy']:.3f} +- "
+             f"{spread['pixel_accuracy']:.3f}, class average "
+             f"{results[p]['mean_class_accuracy']:.3f} +- "
+             f"{spread['mean_class_accuracy']:.3f}, mean IoU "
+             f"{results[p]['mean_iou']:.3f} +- {spread['mean_iou']:.3f}")
     if output:
         from skimage.io import imsave
-        shown = slice(0, min(4, n_test))
-        panel = figure_panel(X_test[shown], y_test[shown],
-                             [p[shown] for p in predictions])
-        imsave(output, panel, check_contrast=False)
+        imsave(output, picture, check_contrast=False)
         sink(f"wrote {output}: image | truth | after instance 1.."
-             f"{n_instances}; colours: sky light blue, water dark blue, "
-             "mountain brown, grass light green, tree dark green, building "
-             "red")
-    sink(f"training took {fit_seconds:.1f} s")
-    return {"instances": results, "majority": majority,
+             f"{n_instances} (fold 1's model on its held-out scenes); "
+             "colours: sky light blue, water dark blue, mountain brown, "
+             "grass light green, tree dark green, building red")
+    sink(f"training took {fit_seconds:.1f} s in all")
+    return {"instances": results, "folds": per_fold, "majority": majority,
             "fit_seconds": fit_seconds}
-

@@ -15,15 +15,24 @@ def test_demo_learns_and_writes_the_figure(tmp_path):
     lines = []
     out = tmp_path / "demo.png"
     result = run_demo(n_images=24, epochs=2, seed=1, output=str(out),
-                      verbose=0, sink=lines.append)
+                      verbose=0, sink=lines.append, cv=3, image_shape=(64, 64),
+                      context_scale=None)
     assert set(result["instances"]) == {1, 2, 3}
+    assert len(result["folds"]) == 3
     best = max(r["pixel_accuracy"] for r in result["instances"].values())
     assert best > result["majority"] + 0.2
+    # The reported scores are the means of the folds' scores.
+    for p, scores in result["instances"].items():
+        np.testing.assert_allclose(
+            scores["mean_iou"],
+            np.mean([fold[p]["mean_iou"] for fold in result["folds"]]))
     picture = imread(out)
-    # 6 held-out scenes, 4 shown: image, truth, 3 instances; 3x scale.
+    # 8 held-out scenes per fold, 4 shown: image, truth, 3 instances; 3x
+    # scale.
     assert picture.shape[1] == 5 * 64 * 3 + 6 * 4
     assert picture.shape[0] == 4 * 64 * 3 + 5 * 4
     assert sum(line.startswith("  after instance") for line in lines) == 3
+    assert sum(line.startswith("  fold ") for line in lines) == 3
 
 
 def test_colours_follow_the_label_value():
@@ -39,7 +48,7 @@ def test_colours_follow_the_label_value():
 
 def test_cli_demo_entry_points(tmp_path, capsys):
     args = ["demo", "--images", "8", "--epochs", "1", "--instances", "2",
-            "-q", "--output", str(tmp_path / "a.png")]
+            "--folds", "2", "-q", "--output", str(tmp_path / "a.png")]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "after instance 2" in out and "Iteration" not in out
@@ -56,3 +65,12 @@ def test_cli_rejects_bad_counts(capsys):
         main(["demo", "--epochs", "0"])
     assert exit_info.value.code == 2
     assert "--epochs must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--folds", "1"])
+    assert exit_info.value.code == 2
+    assert "--folds must be at least 2" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--images", "3", "--folds", "4"])
+    assert exit_info.value.code == 2
+    assert "--images (3) must be at least --folds (4)" in \
+        capsys.readouterr().err
