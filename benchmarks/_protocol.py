@@ -125,8 +125,9 @@ def rows_for_fold(fold, X_train, y_train, X_test, y_test, n_classes, args,
     the paper's staged training: the third instance is added to the trained
     two-instance network and training continues) and the plain network.
 
-    Returns the rows, the rcnn2 model and its accuracy-versus-time
-    :class:`Curve` (empty unless ``args.curve_minutes``).
+    Returns the rows, the rcnn2 model (None with ``args.no_rcnn2``) and its
+    accuracy-versus-time :class:`Curve` (empty unless
+    ``args.curve_minutes``).
     """
     classes = np.arange(n_classes)
     rows = []
@@ -134,20 +135,23 @@ def rows_for_fold(fold, X_train, y_train, X_test, y_test, n_classes, args,
     decay = {"decay_last": args.decay_last, "decay_factor": args.decay_factor}
     rcnn2 = make_model("rcnn2", 2, args)
     curve = Curve(rcnn2, X_test, y_test, classes, args.curve_minutes, log)
-    spent = train_for(rcnn2, X_train, y_train, budget / 2, classes, log,
-                      "rcnn2 P=2", checkpoint=curve, **decay)
-    rows.append({"fold": fold, "model": "rcnn2, 2 instances",
-                 "train_s": spent, "epochs": rcnn2.n_iter_,
-                 **evaluate(rcnn2, X_test, y_test, classes)})
-    log_row(rows[-1], log)
-    rcnn2.set_params(n_instances=3)
-    curve.offset = spent
-    spent += train_for(rcnn2, X_train, y_train, budget / 2, classes, log,
-                       "rcnn2 P=3", checkpoint=curve, **decay)
-    rows.append({"fold": fold, "model": "rcnn2, 3 instances",
-                 "train_s": spent, "epochs": rcnn2.n_iter_,
-                 **evaluate(rcnn2, X_test, y_test, classes)})
-    log_row(rows[-1], log)
+    if args.no_rcnn2:
+        rcnn2 = None
+    else:
+        spent = train_for(rcnn2, X_train, y_train, budget / 2, classes, log,
+                          "rcnn2 P=2", checkpoint=curve, **decay)
+        rows.append({"fold": fold, "model": "rcnn2, 2 instances",
+                     "train_s": spent, "epochs": rcnn2.n_iter_,
+                     **evaluate(rcnn2, X_test, y_test, classes)})
+        log_row(rows[-1], log)
+        rcnn2.set_params(n_instances=3)
+        curve.offset = spent
+        spent += train_for(rcnn2, X_train, y_train, budget / 2, classes, log,
+                           "rcnn2 P=3", checkpoint=curve, **decay)
+        rows.append({"fold": fold, "model": "rcnn2, 3 instances",
+                     "train_s": spent, "epochs": rcnn2.n_iter_,
+                     **evaluate(rcnn2, X_test, y_test, classes)})
+        log_row(rows[-1], log)
     if not args.no_plain:
         plain = make_model("plain", 1, args, hidden_sizes=plain_hidden)
         spent = train_for(plain, X_train, y_train, budget, classes, log,
@@ -222,6 +226,9 @@ def add_training_arguments(parser):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-plain", action="store_true",
                         help="skip the plain network")
+    parser.add_argument("--no-rcnn2", action="store_true",
+                        help="skip the rcnn2 models (train the plain network "
+                             "only)")
     parser.add_argument("--decay-last", type=float, default=0.25,
                         help="fraction of each training stage run at a "
                              "decayed learning rate (0: constant rate)")
@@ -235,6 +242,8 @@ def add_training_arguments(parser):
 
 def parse_training_args(parser, argv):
     args = parser.parse_args(argv)
+    if args.no_plain and args.no_rcnn2:
+        parser.error("--no-plain and --no-rcnn2 leave no model to train")
     args.crop_size = args.crop_size or None  # 0 means whole images
     return args
 

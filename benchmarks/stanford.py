@@ -86,7 +86,7 @@ def main(argv=None):
             log=lambda line: print(line, flush=True))
         rows += fold_rows
         curves.append((index, curve))
-        if args.save_model:
+        if args.save_model and model is not None:
             joblib.dump(model, args.save_model)
     protocol = ("canonical fold 0" if args.canonical
                 else f"{len(folds)} of the 5 paper folds")
