@@ -114,6 +114,7 @@ def make_model(architecture, n_instances, args, hidden_sizes=None):
         architecture=architecture, hidden_sizes=hidden_sizes,
         n_instances=n_instances, instance_schedule="fixed",
         sampling=args.sampling, crop_size=args.crop_size,
+        horizontal_flip=args.horizontal_flip,
         learning_rate=args.learning_rate,
         batch_size=args.batch_size, patches_per_epoch=args.patches_per_epoch,
         device=args.device, random_state=args.seed)
@@ -224,6 +225,9 @@ def add_training_arguments(parser):
     parser.add_argument("--patches-per-epoch", type=int, default=4096)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--horizontal-flip", action="store_true",
+                        help="train on left-right mirrored crops half the "
+                             "time")
     parser.add_argument("--no-plain", action="store_true",
                         help="skip the plain network")
     parser.add_argument("--no-rcnn2", action="store_true",
@@ -258,7 +262,8 @@ def report(args, rows, references, dataset, start, curves=()):
              f"{100 * args.decay_last:.0f}% of each stage"
              if args.decay_last else ", constant learning rate")
     title = (f"{dataset}, {args.train_minutes} min per model, "
-             f"{args.sampling} sampling (crops {args.crop_size}){decay}, "
+             f"{args.sampling} sampling (crops {args.crop_size})"
+             f"{', horizontal flips' if args.horizontal_flip else ''}{decay}, "
              f"device {args.device}")
     markdown = markdown_table(summary, references, title)
     for fold, curve in curves:

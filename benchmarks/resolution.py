@@ -52,7 +52,7 @@ def main(argv=None):
         model = joblib.load(args.model)
     else:
         args.sampling, args.learning_rate, args.seed = "dense", 1e-3, 0
-        args.crop_size = 8
+        args.crop_size, args.horizontal_flip = 8, False
         args.batch_size, args.patches_per_epoch = 16, 4096
         model = make_model("rcnn2", 3, args)
         train_for(model, [data.images[i] for i in train],

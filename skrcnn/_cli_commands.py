@@ -177,6 +177,7 @@ def estimator_params(args):
               "batch_size": args.batch_size,
               "patches_per_epoch": args.patches_per_epoch,
               "max_iter": args.epochs, "device": args.device,
+              "horizontal_flip": args.horizontal_flip,
               "early_stopping": args.early_stopping,
               "validation_fraction": args.validation_fraction,
               "n_iter_no_change": args.patience,

@@ -248,6 +248,9 @@ def build_parser():
     model.add_argument("--epochs", type=_positive_int, metavar="N",
                        default=defaults["max_iter"],
                        help="at most N epochs (default: %(default)s)")
+    model.add_argument("--horizontal-flip", action="store_true",
+                       help="mirror training crops left-right with "
+                       "probability 1/2 (data augmentation)")
     model.add_argument("--early-stopping", action="store_true",
                        help="hold out --validation-fraction of the images "
                        "and stop when their accuracy stops improving")

@@ -85,6 +85,11 @@ class RecurrentCNNSegmenter(BaseEstimator):
     max_iter : int, default=10
         Epochs: passes over the training images (dense) or
         ``patches_per_epoch`` patches (patch).
+    horizontal_flip : bool, default=False
+        Augment the training data: mirror each patch, crop or image
+        left-right (with its labels) with probability 1/2. Scenes are
+        left-right symmetric in distribution, so this doubles the data the
+        network sees without changing what it should learn.
     output_resolution : float, default=1.0
         ``1/k`` labels every k-th pixel per axis and interpolates the class
         probabilities in between (the paper's Table 5 trade-off).
@@ -149,7 +154,8 @@ class RecurrentCNNSegmenter(BaseEstimator):
     def __init__(self, architecture="rcnn2", hidden_sizes=None, n_instances=3,
                  instance_schedule="staged", sampling="dense", crop_size=8,
                  solver="adam", learning_rate=1e-3, momentum=0.9,
-                 batch_size=16, patches_per_epoch=4096, max_iter=10, output_resolution=1.0,
+                 batch_size=16, patches_per_epoch=4096, max_iter=10,
+                 horizontal_flip=False, output_resolution=1.0,
                  inference="dense", device="auto", early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=5, tol=1e-4,
                  warm_start=False, random_state=None, verbose=0,
@@ -166,6 +172,7 @@ class RecurrentCNNSegmenter(BaseEstimator):
         self.batch_size = batch_size
         self.patches_per_epoch = patches_per_epoch
         self.max_iter = max_iter
+        self.horizontal_flip = horizontal_flip
         self.output_resolution = output_resolution
         self.inference = inference
         self.device = device
@@ -212,6 +219,9 @@ class RecurrentCNNSegmenter(BaseEstimator):
         check_positive_int("batch_size", self.batch_size)
         check_positive_int("patches_per_epoch", self.patches_per_epoch)
         check_positive_int("max_iter", self.max_iter)
+        if not isinstance(self.horizontal_flip, (bool, np.bool_)):
+            raise ValueError(f"horizontal_flip must be True or False, got "
+                             f"{self.horizontal_flip!r}")
         check_real("validation_fraction", self.validation_fraction, 0, 1,
                    low_open=True, high_open=True)
         check_positive_int("n_iter_no_change", self.n_iter_no_change)
@@ -449,20 +459,22 @@ class RecurrentCNNSegmenter(BaseEstimator):
                 p = rng.randint(1, n_used + 1) if random_count else n_used
                 rgb, targets = sample_crops(
                     train, step, patch_size(layers, p), stride ** p,
-                    self.crop_size, rng, DTYPE)
+                    self.crop_size, rng, DTYPE, flip=self.horizontal_flip)
                 groups = [(p, rgb, targets)]
                 count = int((targets >= 0).sum())
             elif whole_images:
                 p = rng.randint(1, n_used + 1) if random_count else n_used
                 rgb, targets = dense_example(train, step[0],
                                              patch_size(layers, p),
-                                             stride ** p, rng, DTYPE)
+                                             stride ** p, rng, DTYPE,
+                                             flip=self.horizontal_flip)
                 groups = [(p, rgb, targets)]
                 count = int((targets >= 0).sum())
             else:
                 side = patch_size(layers, n_used)
                 patches, targets = sample_patches(train, step, side, rng,
-                                                  DTYPE)
+                                                  DTYPE,
+                                                  flip=self.horizontal_flip)
                 if random_count:
                     counts = rng.randint(1, n_used + 1, size=step)
                     groups = [(p, centre_crop(patches[counts == p],

@@ -56,11 +56,13 @@ class ImageSet:
 
 
 def sample_patches(image_set, n_patches, side, random_state,
-                   dtype=np.float32):
+                   dtype=np.float32, flip=False):
     """Patches centred on random labelled pixels of random images.
 
     An image is drawn uniformly among those with a labelled pixel, then one
-    of its labelled pixels uniformly.
+    of its labelled pixels uniformly. With ``flip``, each patch is then
+    mirrored left-right with probability 1/2 (cut from the mirrored image,
+    so it stays centred on its pixel whatever the parity of ``side``).
 
     Returns
     -------
@@ -75,18 +77,24 @@ def sample_patches(image_set, n_patches, side, random_state,
     for k, index in enumerate(images):
         row, col = _random_labelled_pixel(image_set, index, random_state)
         targets[k] = image_set.targets[index][row, col]
-        _cut(image_set, index, row - before, col - before, patches[k])
+        mirror = flip and random_state.rand() < 0.5
+        if mirror:
+            col = image_set.images[index].shape[1] - 1 - col
+        _cut(image_set, index, row - before, col - before, patches[k],
+             mirror)
     return patches, targets
 
 
 def sample_crops(image_set, n_crops, side, stride, outputs, random_state,
-                 dtype=np.float32):
+                 dtype=np.float32, flip=False):
     """Crops for a strided pass with ``outputs x outputs`` outputs each.
 
     Dense sampling on crops: each crop is placed so that one of its output
     positions (drawn uniformly) lands on a random labelled pixel of a random
     image, so every pixel is reachable at every alignment; its targets are
-    the pixels ``stride`` apart from there (-1 outside the image).
+    the pixels ``stride`` apart from there (-1 outside the image). With
+    ``flip``, each crop is then taken from the left-right mirrored image
+    (and labels) with probability 1/2.
 
     Returns
     -------
@@ -102,15 +110,20 @@ def sample_crops(image_set, n_crops, side, stride, outputs, random_state,
     for k, index in enumerate(images):
         row, col = _random_labelled_pixel(image_set, index, random_state)
         a, b = random_state.randint(outputs, size=2)
-        top, left = row - stride * a, col - stride * b  # output (0, 0)
         labels = image_set.targets[index]
+        mirror = flip and random_state.rand() < 0.5
+        if mirror:  # the same pixel, in the mirrored image's coordinates
+            labels = labels[:, ::-1]
+            col = labels.shape[1] - 1 - col
+        top, left = row - stride * a, col - stride * b  # output (0, 0)
         rows = top + stride * np.arange(outputs)
         cols = left + stride * np.arange(outputs)
         inside_r = (rows >= 0) & (rows < labels.shape[0])
         inside_c = (cols >= 0) & (cols < labels.shape[1])
         targets[k][np.ix_(inside_r, inside_c)] = labels[
             np.ix_(rows[inside_r], cols[inside_c])]
-        _cut(image_set, index, top - before, left - before, crops[k])
+        _cut(image_set, index, top - before, left - before, crops[k],
+             mirror)
     return crops, targets
 
 
@@ -120,10 +133,13 @@ def _random_labelled_pixel(image_set, index, random_state):
     return divmod(int(flat), image_set.images[index].shape[1])
 
 
-def _cut(image_set, index, top, left, out):
-    """Standardised pixels of image ``index`` whose top-left corner is
-    ``(top, left)`` into ``out`` (3, h, w); outside the image stays 0."""
+def _cut(image_set, index, top, left, out, mirror=False):
+    """Standardised pixels of image ``index`` (left-right mirrored if
+    ``mirror``) whose top-left corner is ``(top, left)`` into ``out``
+    (3, h, w); outside the image stays 0."""
     image = image_set.images[index]
+    if mirror:
+        image = image[:, ::-1]
     height, width = image.shape[:2]
     side_h, side_w = out.shape[1:]
     r0, c0 = max(top, 0), max(left, 0)
@@ -143,7 +159,7 @@ def centre_crop(patches, side):
 
 
 def dense_example(image_set, index, side, stride, random_state,
-                  dtype=np.float32):
+                  dtype=np.float32, flip=False):
     """A whole image prepared for one strided pass.
 
     Parameters
@@ -152,19 +168,26 @@ def dense_example(image_set, index, side, stride, random_state,
         Patch side of the network pass.
     stride : int
         Its total stride S.
+    flip : bool, default=False
+        Mirror the image and its labels left-right with probability 1/2
+        (drawn after the shift).
 
     Returns
     -------
     rgb : ndarray of shape (1, 3, side + S*(m-1), side + S*(n-1))
         The padded image, shifted by a random ``(dy, dx)`` in ``[0, S)``.
     targets : ndarray of shape (1, m, n)
-        The targets of pixels ``(dy + S*a, dx + S*b)``.
+        The targets of pixels ``(dy + S*a, dx + S*b)`` (of the mirrored
+        image when flipped).
     """
     image = image_set.standardized(index, dtype)
+    labels = image_set.targets[index]
     _, height, width = image.shape
     dy = random_state.randint(min(stride, height))
     dx = random_state.randint(min(stride, width))
-    targets = image_set.targets[index][dy::stride, dx::stride]
+    if flip and random_state.rand() < 0.5:
+        image, labels = image[:, :, ::-1], labels[:, ::-1]
+    targets = labels[dy::stride, dx::stride]
     rows, cols = targets.shape
     before = (side - 1) // 2
     rgb = np.zeros((1, 3, side + stride * (rows - 1),

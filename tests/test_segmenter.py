@@ -76,7 +76,9 @@ def test_more_instances_see_wider_context():
 @pytest.mark.parametrize("params", [
     dict(), dict(sampling="patch", patches_per_epoch=128,
                  instance_schedule="random"),
-    dict(early_stopping=True, solver="sgd")])
+    dict(early_stopping=True, solver="sgd"),
+    dict(horizontal_flip=True),
+    dict(crop_size=2, horizontal_flip=True)])
 def test_same_random_state_gives_the_same_model(colour_data, params):
     (X, y), _ = colour_data
     models = []

@@ -54,6 +54,34 @@ def test_patches_are_centred_standardised_and_zero_padded(side):
             atol=1e-12)
 
 
+@pytest.mark.parametrize("side", [4, 7])
+def test_flipped_patches_are_cut_from_the_mirrored_image(side):
+    images = _image_set(seed=3)
+    patches, targets = sample_patches(images, 40, side,
+                                      np.random.RandomState(2),
+                                      dtype=np.float64, flip=True)
+    replay = np.random.RandomState(2)
+    chosen = images.usable[replay.randint(len(images.usable), size=40)]
+    mirrored = 0
+    for k, index in enumerate(chosen):
+        labelled = images.labelled[index]
+        flat = labelled[replay.randint(labelled.size)]
+        image = images.images[index]
+        row, col = divmod(int(flat), image.shape[1])
+        assert targets[k] == images.targets[index][row, col]
+        unflipped = _reference_patch(image, row, col, side)
+        if replay.rand() < 0.5:
+            mirrored += 1
+            expected = _reference_patch(image[:, ::-1], row,
+                                        image.shape[1] - 1 - col, side)
+            if side % 2:  # an odd patch mirrors about its centre pixel
+                np.testing.assert_allclose(expected, unflipped[..., ::-1])
+        else:
+            expected = unflipped
+        np.testing.assert_allclose(patches[k], expected, atol=1e-12)
+    assert 0 < mirrored < 40
+
+
 def test_patches_never_target_unknown_pixels_or_unlabelled_images():
     rng = np.random.default_rng(1)
     images = [rng.integers(0, 256, (6, 6, 3)) for _ in range(3)]
@@ -74,33 +102,42 @@ def test_centre_crop_keeps_the_centre_pixel():
     assert small[0, 0, 11, 11] == patches[0, 0, 33, 33]
 
 
+@pytest.mark.parametrize("flip", [False, True])
 @pytest.mark.parametrize("n_instances", [1, 2])
-def test_dense_example_outputs_score_the_claimed_pixels(n_instances):
+def test_dense_example_outputs_score_the_claimed_pixels(n_instances, flip):
+    """Outputs are the patch scores of the pixels they claim; flipped
+    examples are those of the left-right mirrored image and labels."""
     images = _image_set(seed=2, shapes=((13, 21),))
     net = RecurrentNetwork.initialise(TINY, 3, np.random.RandomState(0),
                                       dtype=np.float64)
     side, stride = patch_size(TINY, n_instances), 2 ** n_instances
     rng = np.random.RandomState(5)
-    seen = set()
-    for _ in range(6):
+    seen, mirrored = set(), 0
+    for _ in range(10):
         state = rng.get_state()
-        rgb, targets = dense_example(images, 0, side, stride, rng, np.float64)
+        rgb, targets = dense_example(images, 0, side, stride, rng, np.float64,
+                                     flip=flip)
         replay = np.random.RandomState()
         replay.set_state(state)
         dy, dx = replay.randint(stride), replay.randint(stride)
         seen.add((dy, dx))
+        image, labels = images.images[0], images.targets[0]
+        if flip and replay.rand() < 0.5:
+            image, labels = image[:, ::-1], labels[:, ::-1]
+            mirrored += 1
         with no_grad():
             scores = net.forward(rgb, n_instances).data
         assert scores.shape[2:] == targets.shape[1:]
         for a, b in [(0, 0), (targets.shape[1] - 1, targets.shape[2] - 1)]:
             row, col = dy + stride * a, dx + stride * b
-            assert targets[0, a, b] == images.targets[0][row, col]
-            patch = _reference_patch(images.images[0], row, col, side)
+            assert targets[0, a, b] == labels[row, col]
+            patch = _reference_patch(image, row, col, side)
             with no_grad():
                 single = net.forward(patch[None], n_instances).data
             np.testing.assert_allclose(scores[0, :, a, b], single[0, :, 0, 0],
                                        atol=1e-12)
     assert len(seen) > 1  # the shift really is random
+    assert (0 < mirrored < 10) if flip else mirrored == 0
 
 
 def test_loss_over_groups_with_different_instance_counts_has_exact_gradient():
@@ -159,35 +196,42 @@ def test_sgd_and_adam_follow_their_update_rules():
     np.testing.assert_allclose(v.data, [0.99], atol=1e-7)
 
 
+@pytest.mark.parametrize("flip", [False, True])
 @pytest.mark.parametrize("n_instances,outputs", [(1, 3), (2, 4)])
-def test_crop_outputs_score_the_claimed_pixels(n_instances, outputs):
+def test_crop_outputs_score_the_claimed_pixels(n_instances, outputs, flip):
     """A crop's strided outputs are the patch scores of pixels ``stride``
     apart, one of them a labelled pixel; targets are those pixels' labels
-    (-1 outside the image)."""
+    (-1 outside the image). Flipped crops are those of the left-right
+    mirrored image and labels, around the same labelled pixel."""
     images = _image_set(seed=4, shapes=((9, 12), (14, 7)))
     net = RecurrentNetwork.initialise(TINY, 3, np.random.RandomState(2),
                                       dtype=np.float64)
     side, stride = patch_size(TINY, n_instances), 2 ** n_instances
     rng = np.random.RandomState(1)
     state = rng.get_state()
-    crops, targets = sample_crops(images, 6, side, stride, outputs, rng,
-                                  np.float64)
-    assert crops.shape == (6, 3, side + stride * (outputs - 1),
+    n_crops = 10
+    crops, targets = sample_crops(images, n_crops, side, stride, outputs, rng,
+                                  np.float64, flip=flip)
+    assert crops.shape == (n_crops, 3, side + stride * (outputs - 1),
                            side + stride * (outputs - 1))
-    assert targets.shape == (6, outputs, outputs)
+    assert targets.shape == (n_crops, outputs, outputs)
     with no_grad():
         scores = net.forward(crops, n_instances).data
     replay = np.random.RandomState()
     replay.set_state(state)
-    chosen = images.usable[replay.randint(len(images.usable), size=6)]
-    outside = 0
+    chosen = images.usable[replay.randint(len(images.usable), size=n_crops)]
+    outside = mirrored = 0
     for k, index in enumerate(chosen):
         labelled = images.labelled[index]
         flat = labelled[replay.randint(labelled.size)]
-        image = images.images[index]
+        image, labels = images.images[index], images.targets[index]
         row, col = divmod(int(flat), image.shape[1])
         a0, b0 = replay.randint(outputs, size=2)
-        assert targets[k, a0, b0] == images.targets[index][row, col] >= 0
+        if flip and replay.rand() < 0.5:
+            mirrored += 1
+            image, labels = image[:, ::-1], labels[:, ::-1]
+            col = image.shape[1] - 1 - col
+        assert targets[k, a0, b0] == labels[row, col] >= 0
         for a in range(outputs):
             for b in range(outputs):
                 r, c = row + stride * (a - a0), col + stride * (b - b0)
@@ -195,10 +239,11 @@ def test_crop_outputs_score_the_claimed_pixels(n_instances, outputs):
                     assert targets[k, a, b] == -1
                     outside += 1
                     continue
-                assert targets[k, a, b] == images.targets[index][r, c]
+                assert targets[k, a, b] == labels[r, c]
                 patch = _reference_patch(image, r, c, side)
                 with no_grad():
                     single = net.forward(patch[None], n_instances).data
                 np.testing.assert_allclose(scores[k, :, a, b],
                                            single[0, :, 0, 0], atol=1e-12)
     assert outside > 0  # the test reached the image borders
+    assert (0 < mirrored < n_crops) if flip else mirrored == 0
