@@ -10,8 +10,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from skrcnn import RecurrentCNNSegmenter
-from skrcnn.metrics import (confusion_matrix, mean_class_accuracy, mean_iou,
-                            pixel_accuracy)
+from skrcnn.metrics import confusion_matrix, scores_from_confusion
 
 
 def train_for(model, X, y, seconds, classes, log=print, label="",
@@ -99,13 +98,12 @@ def evaluate(model, X, y, labels):
     start = time.perf_counter()
     predicted = model.predict(X)
     seconds = time.perf_counter() - start
-    return {"pixel_accuracy": pixel_accuracy(y, predicted, labels=labels),
-            "mean_class_accuracy": mean_class_accuracy(y, predicted,
-                                                       labels=labels),
-            "mean_iou": mean_iou(y, predicted, labels=labels),
+    confusion = confusion_matrix(y, predicted, labels=labels)
+    scores = scores_from_confusion(confusion)
+    return {**{name: scores[name] for name in (
+                "pixel_accuracy", "mean_class_accuracy", "mean_iou")},
             "predict_s_per_image": seconds / len(X),
-            "confusion": confusion_matrix(y, predicted,
-                                          labels=labels).tolist()}
+            "confusion": confusion.tolist()}
 
 
 def make_model(architecture, n_instances, args, hidden_sizes=None):
@@ -134,11 +132,9 @@ def rows_for_fold(fold, X_train, y_train, X_test, y_test, n_classes, args,
     rows = []
     budget = args.train_minutes * 60
     decay = {"decay_last": args.decay_last, "decay_factor": args.decay_factor}
-    rcnn2 = make_model("rcnn2", 2, args)
+    rcnn2 = None if args.no_rcnn2 else make_model("rcnn2", 2, args)
     curve = Curve(rcnn2, X_test, y_test, classes, args.curve_minutes, log)
-    if args.no_rcnn2:
-        rcnn2 = None
-    else:
+    if rcnn2 is not None:
         spent = train_for(rcnn2, X_train, y_train, budget / 2, classes, log,
                           "rcnn2 P=2", checkpoint=curve, **decay)
         rows.append({"fold": fold, "model": "rcnn2, 2 instances",

@@ -19,7 +19,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from .architecture import patch_size, resolve_layers
 from .datasets import make_scenes
-from .metrics import mean_class_accuracy, mean_iou, pixel_accuracy
+from .metrics import confusion_matrix, scores_from_confusion
 from .model_selection import ImageKFold
 from .segmenter import RecurrentCNNSegmenter
 
@@ -139,17 +139,16 @@ def run_demo(n_images=120, epochs=8, n_instances=3, seed=0,
         for p in range(1, n_instances + 1):
             predicted = model.predict(X[test], n_instances=p)
             predictions.append(predicted)
-            scores[p] = {
-                "pixel_accuracy": pixel_accuracy(y[test], predicted),
-                "mean_class_accuracy": mean_class_accuracy(y[test],
-                                                           predicted),
-                "mean_iou": mean_iou(y[test], predicted)}
+            every = scores_from_confusion(confusion_matrix(y[test],
+                                                           predicted))
+            scores[p] = {name: every[name] for name in (
+                "pixel_accuracy", "mean_class_accuracy", "mean_iou")}
         per_fold.append(scores)
         sink(f"  fold {fold + 1}/{n_folds}: trained on {len(train)} scenes "
              f"in {fold_seconds:.1f} s; pixel accuracy after "
              "instance " + ", ".join(
                  f"{p}: {scores[p]['pixel_accuracy']:.3f}" for p in scores))
-        if picture is None:
+        if output and picture is None:
             shown = test[:4]
             picture = figure_panel(X[shown], y[shown],
                                    [p[:len(shown)] for p in predictions])
