@@ -289,6 +289,9 @@ POOL_CASES = [
     (2, 3, 17, 19, 8, None, 1),   # the plain network's 8x8 tiles, ragged edge
     (1, 2, 13, 8, (4, 2), (2, 3), (3, 2)),
     (3, 1, 6, 6, (6, 1), (1, 2), 1),
+    (2, 2, 14, 17, 3, 4, 1),      # gaps between windows
+    (1, 2, 15, 16, 3, (5, 6), 2), # dilated windows that do not overlap
+    (2, 1, 12, 13, (3, 4), (3, 5), 1),
 ]
 
 
@@ -457,6 +460,28 @@ def test_max_pool2d_in_chunks_of_planes_matches_the_loop(monkeypatch, case,
             max_pool2d(x, kernel, stride=stride, dilation=dilation).data,
             expected)
     grad_y = rng_for("pool-chunks-gy", case).standard_normal(y.shape)
+    y.backward(grad_y)
+    np.testing.assert_allclose(
+        xv.grad, ref.max_pool2d_backward(x, grad_y, kernel, stride, dilation),
+        rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("min_taps", [1, 10 ** 9])
+@pytest.mark.parametrize("case", [(2, 3, 17, 19, 8, None, 1),
+                                  (2, 2, 14, 17, 3, 4, 1),
+                                  (1, 2, 15, 16, 3, (5, 6), 2),
+                                  (2, 2, 9, 11, 2, (3, 1), (2, 1))], ids=str)
+def test_max_pool2d_scatter_and_routed_backward_match_the_loop(
+        monkeypatch, case, min_taps):
+    # Windows that do not overlap may scatter the gradient to the winners;
+    # force that path (min_taps=1) and the routed one (never scatter) on
+    # ties, where a wrong winner would show.
+    monkeypatch.setattr(pooling, "SCATTER_MIN_TAPS", min_taps)
+    n, c, h, w, kernel, stride, dilation = case
+    x = rng_for("pool-scatter", case).integers(0, 3, (n, c, h, w)).astype(float)
+    xv = Variable(x, requires_grad=True)
+    y = max_pool2d(xv, kernel, stride=stride, dilation=dilation)
+    grad_y = rng_for("pool-scatter-gy", case).standard_normal(y.shape)
     y.backward(grad_y)
     np.testing.assert_allclose(
         xv.grad, ref.max_pool2d_backward(x, grad_y, kernel, stride, dilation),

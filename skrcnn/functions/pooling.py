@@ -39,6 +39,11 @@ class _Pooling2D(Function):
 # plain network's 8x8 pool than one pass over the whole batch.
 CPU_CHUNK_BYTES = 2 ** 20
 
+# Smallest non-overlapping window for which backward scatters to the
+# winners: 4x4 and 8x8 windows measured 2.5-8x faster that way, 2x2 windows
+# 1.1-1.5x slower (their index arithmetic is a quarter of the input's size).
+SCATTER_MIN_TAPS = 9
+
 
 def _running_max(xp, views, best, winner):
     """``best`` = elementwise max over ``views``; unless ``winner`` is None,
@@ -132,9 +137,44 @@ class MaxPooling2D(_Pooling2D):
             self.saved = (x.shape, column_winner, row_winner)
         return y
 
+    def _windows_are_sparse(self):
+        """True when windows don't overlap and are large: then each input
+        gets at most one output's gradient and few inputs get any."""
+        return all(s >= d * (k - 1) + 1 for k, s, d in
+                   zip(self.kernel, self.stride, self.dilation)) \
+            and self.kernel[0] * self.kernel[1] >= SCATTER_MIN_TAPS
+
+    def _scatter_backward(self, xp, grad_y, x_shape, column_winner,
+                          row_winner):
+        """Write each output's gradient straight to its winning input.
+
+        One indexed assignment over the outputs instead of ``kh + kw``
+        passes over the input: the plain network's 8x8 pool measured 8x
+        faster. Assignment is exact because no two windows share an input.
+        """
+        n, c, height, width = x_shape
+        (oh, ow), (sh, sw), (dh, dw) = self.out_shape, self.stride, self.dilation
+        index = xp.intp
+        planes = xp.arange(n * c, dtype=index).reshape(n, c, 1, 1)
+        rows = (xp.arange(oh, dtype=index) * sh)[:, None] \
+            + dh * row_winner.astype(index)
+        columns = xp.arange(ow, dtype=index)
+        # The winning column of the winning row: column_winner is indexed
+        # by every input row, one entry per window column.
+        column_offset = column_winner.reshape(-1)[
+            (planes * column_winner.shape[2] + rows) * ow + columns]
+        flat = (planes * height + rows) * width + columns * sw \
+            + dw * column_offset.astype(index)
+        grad_x = xp.zeros(x_shape, dtype=grad_y.dtype)
+        grad_x.reshape(-1)[flat.reshape(-1)] = grad_y.reshape(-1)
+        return grad_x
+
     def backward(self, grad_y):
         xp = get_array_module(grad_y)
         x_shape, column_winner, row_winner = self.saved
+        if self._windows_are_sparse():
+            return (self._scatter_backward(xp, grad_y, x_shape,
+                                           column_winner, row_winner),)
         grad_x = xp.zeros(x_shape, dtype=grad_y.dtype)
         used = self._used_rows(grad_x)
         for part in _plane_chunks(xp, used.shape, grad_y.dtype.itemsize):
