@@ -152,6 +152,13 @@ def check_real(name, value, low=None, high=None, low_open=False,
     return float(value)
 
 
+def check_bool(name, value):
+    """Check that ``value`` is True or False (NumPy booleans included)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def check_choice(name, value, choices):
     """Check that ``value`` is one of ``choices``."""
     if not isinstance(value, str) or value not in choices:

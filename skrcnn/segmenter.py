@@ -13,8 +13,8 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils import check_random_state
 
 from ._allocator import retain_freed_memory
-from ._validation import (check_choice, check_images, check_label_maps,
-                          check_positive_int, check_real)
+from ._validation import (check_bool, check_choice, check_images,
+                          check_label_maps, check_positive_int, check_real)
 from .architecture import CLASSES, instance_stride, patch_size, resolve_layers
 from .backend import array_module, gpu_available, resolve_device, to_numpy
 from .inference import INFERENCE_METHODS, image_scores, softmax, upsample
@@ -219,9 +219,8 @@ class RecurrentCNNSegmenter(BaseEstimator):
         check_positive_int("batch_size", self.batch_size)
         check_positive_int("patches_per_epoch", self.patches_per_epoch)
         check_positive_int("max_iter", self.max_iter)
-        if not isinstance(self.horizontal_flip, (bool, np.bool_)):
-            raise ValueError(f"horizontal_flip must be True or False, got "
-                             f"{self.horizontal_flip!r}")
+        for name in ("horizontal_flip", "early_stopping", "warm_start"):
+            check_bool(name, getattr(self, name))
         check_real("validation_fraction", self.validation_fraction, 0, 1,
                    low_open=True, high_open=True)
         check_positive_int("n_iter_no_change", self.n_iter_no_change)

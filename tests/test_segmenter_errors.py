@@ -76,6 +76,8 @@ def test_bad_training_input_is_named(change, message, no_training):
     (dict(hidden_sizes=(4,)), r"hidden_sizes must be 2 positive integers"),
     (dict(verbose=-1), "verbose must be"),
     (dict(horizontal_flip="yes"), "horizontal_flip must be True or False"),
+    (dict(early_stopping=1), "early_stopping must be True or False"),
+    (dict(warm_start="no"), "warm_start must be True or False"),
 ])
 def test_bad_parameters_are_named_at_fit(params, message, no_training):
     model = RecurrentCNNSegmenter(**params)  # __init__ only stores
