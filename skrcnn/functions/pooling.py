@@ -154,7 +154,7 @@ class MaxPooling2D(_Pooling2D):
         """
         n, c, height, width = x_shape
         (oh, ow), (sh, sw), (dh, dw) = self.out_shape, self.stride, self.dilation
-        index = xp.intp
+        index = xp.int64  # an alias CuPy is sure to have
         planes = xp.arange(n * c, dtype=index).reshape(n, c, 1, 1)
         rows = (xp.arange(oh, dtype=index) * sh)[:, None] \
             + dh * row_winner.astype(index)
