@@ -46,6 +46,9 @@ def make_op_cases(seed=18):
                                           dilation=(1, 2))),
         "max_pool2d": ([perm], [],
                        lambda a: max_pool2d(a, 3, stride=2, dilation=1)),
+        # Non-overlapping windows of 9+ taps: the scatter backward.
+        "max_pool2d_scatter": ([perm], [],
+                               lambda a: max_pool2d(a, 3, stride=(3, 4))),
         "avg_pool2d": ([x4], [],
                        lambda a: avg_pool2d(a, (2, 3), stride=1, dilation=2)),
         "tanh": ([x4], [], tanh),
