@@ -2,6 +2,7 @@
 scoring a test set, and writing the result tables (JSON + Markdown)."""
 
 import json
+import math
 import os
 import time
 import warnings
@@ -13,28 +14,51 @@ from skrcnn import RecurrentCNNSegmenter
 from skrcnn.metrics import confusion_matrix, scores_from_confusion
 
 
+def rate_factor(fraction, lr_schedule="step", decay_last=0.0,
+                decay_factor=0.1):
+    """Learning-rate multiplier at ``fraction`` of a stage's budget.
+
+    ``"step"``: 1, then ``decay_factor`` for the last ``decay_last`` of the
+    budget. ``"cosine"``: half a cosine from 1 down to 0, floored at
+    ``decay_factor ** 2``.
+    """
+    if lr_schedule == "cosine":
+        return max(decay_factor ** 2,
+                   0.5 * (1 + math.cos(math.pi * min(fraction, 1.0))))
+    if decay_last and fraction >= 1 - decay_last:
+        return decay_factor
+    return 1.0
+
+
 def train_for(model, X, y, seconds, classes, log=print, label="",
-              decay_last=0.0, decay_factor=0.1, checkpoint=None):
+              decay_last=0.0, decay_factor=0.1, lr_schedule="step",
+              checkpoint=None):
     """``partial_fit`` epochs until ``seconds`` of training have passed.
 
     The budget is checked between epochs, so the last epoch may overrun it;
     the time actually spent is returned (training only: evaluation at
-    checkpoints is not counted). For the last ``decay_last`` fraction of the
-    budget the learning rate is ``decay_factor`` times the model's (a step
-    decay: the per-epoch test accuracy swings by a few points at a constant
-    rate). ``checkpoint(seconds_spent)`` is called after every epoch, to
-    record an accuracy-versus-time curve.
+    checkpoints is not counted). The learning rate follows
+    :func:`rate_factor` (a step decay by default: at a constant rate the
+    per-epoch test accuracy swings by a few points), taken at the middle of
+    each epoch as the previous epoch's length predicts it.
+    ``checkpoint(seconds_spent)`` is called after every epoch, to record an
+    accuracy-versus-time curve.
     """
-    spent = 0.0
+    spent, last_epoch = 0.0, 0.0
     rate = model.learning_rate
     while spent < seconds:
-        if decay_last and spent >= (1 - decay_last) * seconds:
-            model.set_params(learning_rate=rate * decay_factor)
+        if lr_schedule == "cosine":
+            fraction = (spent + last_epoch / 2) / seconds
+        else:
+            fraction = spent / seconds
+        model.set_params(learning_rate=rate * rate_factor(
+            fraction, lr_schedule, decay_last, decay_factor))
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.partial_fit(X, y, classes=classes)
-        spent += time.perf_counter() - start
+        last_epoch = time.perf_counter() - start
+        spent += last_epoch
         log(f"  {label} epoch {model.n_iter_}: loss {model.loss_curve_[-1]:.4f}"
             f" lr {model.learning_rate:g}"
             f" ({spent / 60:.1f} of {seconds / 60:.1f} min)")
@@ -131,7 +155,8 @@ def rows_for_fold(fold, X_train, y_train, X_test, y_test, n_classes, args,
     classes = np.arange(n_classes)
     rows = []
     budget = args.train_minutes * 60
-    decay = {"decay_last": args.decay_last, "decay_factor": args.decay_factor}
+    decay = {"decay_last": args.decay_last, "decay_factor": args.decay_factor,
+             "lr_schedule": args.lr_schedule}
     rcnn2 = None if args.no_rcnn2 else make_model("rcnn2", 2, args)
     curve = Curve(rcnn2, X_test, y_test, classes, args.curve_minutes, log)
     if rcnn2 is not None:
@@ -233,6 +258,12 @@ def add_training_arguments(parser):
                         help="fraction of each training stage run at a "
                              "decayed learning rate (0: constant rate)")
     parser.add_argument("--decay-factor", type=float, default=0.1)
+    parser.add_argument("--lr-schedule", default="step",
+                        choices=("step", "cosine"),
+                        help="step: x decay-factor for the last decay-last "
+                             "of each stage; cosine: half a cosine from the "
+                             "learning rate to 0 over each stage (floored "
+                             "at decay-factor squared)")
     parser.add_argument("--curve-minutes", type=float, default=0.0,
                         help="score rcnn2 on the test images after every "
                              "this many minutes of training (an "
@@ -254,9 +285,13 @@ def report(args, rows, references, dataset, start, curves=()):
     ``curves`` are (fold, :class:`Curve`) pairs; non-empty ones are added
     as accuracy-versus-training-time tables."""
     summary = summarise(rows)
-    decay = (f", learning rate x{args.decay_factor:g} for the last "
-             f"{100 * args.decay_last:.0f}% of each stage"
-             if args.decay_last else ", constant learning rate")
+    if args.lr_schedule == "cosine":
+        decay = ", cosine learning-rate decay over each stage"
+    elif args.decay_last:
+        decay = (f", learning rate x{args.decay_factor:g} for the last "
+                 f"{100 * args.decay_last:.0f}% of each stage")
+    else:
+        decay = ", constant learning rate"
     title = (f"{dataset}, {args.train_minutes} min per model, "
              f"{args.sampling} sampling (crops {args.crop_size})"
              f"{', horizontal flips' if args.horizontal_flip else ''}{decay}, "
