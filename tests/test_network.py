@@ -120,6 +120,24 @@ def test_shared_weight_gradients_of_the_recurrent_network(n_instances):
     check_gradients(scores, initial, seed=n_instances, atol=1e-7, rtol=1e-5)
 
 
+def test_plain_network_gradients_match_numerical():
+    # The plain network's 8x8 and 2x2 pools (the 8x8 one scatters its
+    # gradient to the window winners) inside the whole network, on a batch
+    # of two 133x133 patches and a slightly larger image.
+    layers = (("conv", 3, 6), ("pool", 8), ("tanh",), ("conv", 4, 3),
+              ("pool", 2), ("tanh",), ("conv", "classes", 7))  # plain, narrow
+    net = _network(layers, n_classes=2, seed=5)
+    for shape in [(2, 3, 133, 133), (1, 3, 141, 150)]:
+        rgb = np.random.default_rng(9).standard_normal(shape)
+
+        def scores(*params):
+            net.params = list(params)
+            return net.forward(rgb, 1)
+
+        check_gradients(scores, [p.data for p in net.params], atol=1e-7,
+                        rtol=1e-5)
+
+
 def test_dense_pass_gradients_match_numerical():
     net = _network(TINY, n_classes=2, seed=4)
     rgb = np.random.default_rng(8).standard_normal((1, 3, 20, 19))

@@ -34,6 +34,8 @@ from ._checks import check_array, check_same_dtype, output_size, pair
 # L2/L3 cache, which measured 1.3-1.9x faster than one whole-batch GEMM.
 CPU_CHUNK_BYTES = 8 * 2 ** 20
 GPU_CHUNK_BYTES = 512 * 2 ** 20
+MIN_BAND_HALOS = 4
+BALANCED_BANDS = True
 
 
 def _as_strided(xp, array, shape, strides):
@@ -52,8 +54,15 @@ def _chunks(n_images, out_height, in_height, geometry, row_bytes, xp):
     halo = dilation * (kh - 1) + 1 - stride
     # Input rows in a band are ``stride * rows + halo``; a band much shorter
     # than its halo would redo most of its rows' work, so bands keep at
-    # least four halos of fresh rows even if that overflows the budget.
-    rows = max(1, (budget // row_bytes - halo) // stride, 4 * halo // stride)
+    # least MIN_BAND_HALOS halos of fresh rows even if that overflows the
+    # budget.
+    rows = max(1, (budget // row_bytes - halo) // stride,
+               MIN_BAND_HALOS * halo // stride)
+    if BALANCED_BANDS:
+        # Equal bands: a short last band would pay a whole halo for a few
+        # rows.
+        n_bands = -(-out_height // rows)
+        rows = -(-out_height // n_bands)
     return [(n, n + 1, h, min(h + rows, out_height))
             for n in range(n_images) for h in range(0, out_height, rows)]
 
