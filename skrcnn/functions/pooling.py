@@ -96,7 +96,10 @@ class MaxPooling2D(_Pooling2D):
     then over the ``kh`` row maxima of each window. That costs ``kh + kw``
     passes instead of ``kh * kw`` and keeps the row-major tie rule: the first
     row holding the window's max, and the first tap in that row. On the CPU
-    the work goes in cache-sized chunks of planes.
+    the work goes in cache-sized chunks of planes. Backward routes each
+    gradient back through the two winner indices; large windows that don't
+    overlap (the plain network's 8x8 pool) scatter it to the winners in one
+    indexed assignment instead.
     """
 
     def _used_rows(self, array):
