@@ -16,6 +16,7 @@ PyTorch is a benchmark reference only, never a dependency of skrcnn.
 Usage::
 
     python benchmarks/bench_training.py [--quick] [--no-torch] [--json F]
+        [--nets plain rcnn2-2 rcnn2-3] [--no-prediction]
 """
 
 import argparse
@@ -41,6 +42,8 @@ REFERENCE_TORCH = {("rcnn2", 2): {1: 139, 16: 191, 64: 200},
 REFERENCE_DENSE_S = 0.69
 BAR_DENSE_S = 0.55
 BAR_SHIFT_S = 8.0
+NETWORKS = {("rcnn2", 2): "rcnn2-2", ("rcnn2", 3): "rcnn2-3",
+            ("plain", 1): "plain"}
 
 
 def median_time(fn, repeats, min_seconds):
@@ -129,7 +132,7 @@ def torch_training_step(torch, layers, network, patches, targets,
 # ----------------------------------------------------------------------
 def training_table(args, torch):
     rows = []
-    configs = [("rcnn2", 2), ("rcnn2", 3), ("plain", 1)]
+    configs = [config for config in NETWORKS if config in args.nets]
     for name, n_instances in configs:
         layers = resolve_layers(name)
         side = patch_size(layers, n_instances)
@@ -220,6 +223,11 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help="fewer repeats, batches 1 and 16, no shift")
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--nets", nargs="+", default=list(NETWORKS.values()),
+                        choices=list(NETWORKS.values()),
+                        help="networks of the training table (default: all)")
+    parser.add_argument("--no-prediction", action="store_true",
+                        help="skip the whole-image prediction timings")
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument(
         "--default-allocator", action="store_true",
@@ -227,6 +235,8 @@ def main(argv=None):
              "skrcnn and PyTorch run under the setting fit and predict use "
              "(skrcnn._allocator: freed blocks kept for reuse)")
     args = parser.parse_args(argv)
+    args.nets = [config for config, name in NETWORKS.items()
+                 if name in args.nets]
     args.batches = (1, 16) if args.quick else (1, 16, 64)
     args.repeats = 3 if args.quick else 5
     args.min_seconds = 0.5 if args.quick else 2.0
@@ -245,8 +255,9 @@ def main(argv=None):
                            "freed blocks kept (as in fit/predict), for both"),
           flush=True)
     with allocator:
-        results = {"training": training_table(args, torch),
-                   "prediction": prediction_table(args, torch)}
+        results = {"training": training_table(args, torch)}
+        if not args.no_prediction:
+            results["prediction"] = prediction_table(args, torch)
     results["allocator"] = "default" if args.default_allocator else "retain"
     if args.json:
         with open(args.json, "w") as f:
