@@ -183,7 +183,7 @@ def _conv_all(x, weight, bias, stride, dilation, grad_y):
 
 # (N, C, H, W, O, KH, KW, stride, dilation, budget, kind). The images of
 # the "rows" cases are tall relative to the kernel's halo, so that they split
-# into several bands whatever minimum band height the planner keeps.
+# into several bands at the minimum band height the test sets.
 CHUNK_CASES = [
     # several small images per chunk, with a remainder chunk
     (7, 1, 5, 5, 1, 2, 2, 1, 1, 1000, "images"),
@@ -199,9 +199,17 @@ CHUNK_CASES = [
 ]
 
 
+@pytest.mark.parametrize("limits", [dict(MIN_BAND_HALOS=2),
+                                    dict(MIN_BAND_HALOS=16,
+                                         MAX_BAND_BYTES=1500)], ids=str)
 @pytest.mark.parametrize("case", CHUNK_CASES, ids=str)
-def test_conv2d_chunked_matches_unchunked_and_loops(case, monkeypatch):
+def test_conv2d_chunked_matches_unchunked_and_loops(case, limits,
+                                                    monkeypatch):
+    # Bands at least two halos tall, and bands cut shorter than the
+    # minimum height by the cap on their temporaries.
     n, c, h, w, o, kh, kw, stride, dilation, budget, kind = case
+    for name, value in limits.items():
+        monkeypatch.setattr(convolution, name, value)
     rng = rng_for("chunk", case)
     x = rng.standard_normal((n, c, h, w))
     weight = rng.standard_normal((o, c, kh, kw))
