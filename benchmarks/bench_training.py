@@ -132,7 +132,8 @@ def torch_training_step(torch, layers, network, patches, targets,
 # ----------------------------------------------------------------------
 def training_table(args, torch):
     rows = []
-    configs = [config for config in NETWORKS if config in args.nets]
+    configs = [config for config, name in NETWORKS.items()
+               if name in args.nets]
     for name, n_instances in configs:
         layers = resolve_layers(name)
         side = patch_size(layers, n_instances)
@@ -235,8 +236,6 @@ def main(argv=None):
              "skrcnn and PyTorch run under the setting fit and predict use "
              "(skrcnn._allocator: freed blocks kept for reuse)")
     args = parser.parse_args(argv)
-    args.nets = [config for config, name in NETWORKS.items()
-                 if name in args.nets]
     args.batches = (1, 16) if args.quick else (1, 16, 64)
     args.repeats = 3 if args.quick else 5
     args.min_seconds = 0.5 if args.quick else 2.0
