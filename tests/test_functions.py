@@ -210,6 +210,9 @@ def test_conv2d_chunked_matches_unchunked_and_loops(case, limits,
     n, c, h, w, o, kh, kw, stride, dilation, budget, kind = case
     for name, value in limits.items():
         monkeypatch.setattr(convolution, name, value)
+    # The budgets above are sized for one kernel row per GEMM; grouped rows
+    # have their own test below.
+    monkeypatch.setattr(convolution, "MIN_GEMM_DEPTH", 0)
     rng = rng_for("chunk", case)
     x = rng.standard_normal((n, c, h, w))
     weight = rng.standard_normal((o, c, kh, kw))
@@ -249,6 +252,64 @@ def test_conv2d_chunked_matches_unchunked_and_loops(case, limits,
                                      chunked, (expected_y, gx, gw, gb)):
         np.testing.assert_allclose(value, expected, rtol=1e-11, atol=1e-11,
                                    err_msg=name)
+
+
+@pytest.mark.parametrize("channels, kh, kw, depth, expected", [
+    (3, 6, 6, 32, 2),     # the plain network's first layer: 36 deep
+    (3, 8, 8, 32, 2),     # rcnn2's first layer on RGB alone: 48 deep
+    (11, 8, 8, 32, 1),    # 88 deep without grouping
+    (3, 6, 6, 50, 3),
+    (2, 5, 1, 32, 5),     # no divisor of 5 gets there: the whole kernel
+    (3, 6, 6, 0, 1),
+])
+def test_row_group_is_the_smallest_divisor_deep_enough(
+        channels, kh, kw, depth, expected, monkeypatch):
+    monkeypatch.setattr(convolution, "MIN_GEMM_DEPTH", depth)
+    assert convolution.row_group(channels, kh, kw) == expected
+
+
+# (N, C, H, W, O, KH, KW, stride, dilation); every divisor of KH is tried.
+GROUPED_CASES = [
+    (3, 2, 13, 11, 3, 4, 3, 1, 1),
+    (2, 3, 17, 12, 2, 6, 2, (2, 1), (1, 2)),
+    (2, 1, 19, 9, 2, 4, 2, (1, 2), (2, 1)),
+    (1, 2, 29, 10, 3, 6, 3, 3, 2),
+]
+
+
+def _divisors(k):
+    return [g for g in range(1, k + 1) if k % g == 0]
+
+
+@pytest.mark.parametrize("budget", [None, 600])
+@pytest.mark.parametrize("case", GROUPED_CASES, ids=str)
+def test_conv2d_grouped_kernel_rows_match_loops(case, budget, monkeypatch):
+    # Every grouping of kernel rows, whole and in image or row chunks, gives
+    # the loop reference's output and gradients.
+    n, c, h, w, o, kh, kw, stride, dilation = case
+    if budget is not None:
+        monkeypatch.setattr(convolution, "CPU_CHUNK_BYTES", budget)
+        monkeypatch.setattr(convolution, "MIN_BAND_HALOS", 1)
+    rng = rng_for("grouped", case)
+    x = rng.standard_normal((n, c, h, w))
+    weight = rng.standard_normal((o, c, kh, kw))
+    bias = rng.standard_normal(o)
+    shape = _expected_conv_shape((n, c, h, w, o, kh, kw, stride, dilation))
+    grad_y = rng.standard_normal(shape)
+    expected = (ref.conv2d_forward(x, weight, bias, stride, dilation),) \
+        + tuple(ref.conv2d_backward(x, weight, grad_y, stride, dilation))
+    plans = spy_chunks(monkeypatch)
+    for group in _divisors(kh):
+        monkeypatch.setattr(convolution, "row_group",
+                            lambda channels, k, k2, group=group: group)
+        plans.clear()
+        got = _conv_all(x, weight, bias, stride, dilation, grad_y)
+        if budget is not None:
+            assert len(plans[0]) > 1, plans
+        for name, value, want in zip(("y", "grad_x", "grad_w", "grad_b"),
+                                     got, expected):
+            np.testing.assert_allclose(value, want, rtol=1e-11, atol=1e-11,
+                                       err_msg=f"{name}, {group} rows")
 
 
 def test_conv2d_chunked_gradcheck(monkeypatch):

@@ -19,6 +19,11 @@ Backward mirrors it: ``dZ`` holds ``dy`` shifted into the ``kh`` row slots,
 column-shifted adds. ``E`` is recomputed in backward rather than kept: it is
 ``kw`` times the size of the input.
 
+With few input channels (3 RGB planes) ``E`` has only ``C*kw`` rows, too few
+for a fast GEMM. Then ``g`` kernel rows are expanded together (``E`` gets
+``C*g*kw`` rows and ``Z`` ``kh/g * O``) and the shifted adds step ``g`` rows
+at a time; ``g = 1`` is the scheme above.
+
 The work is split into chunks (groups of images, or bands of output rows of
 one large image) whose temporaries fit in cache, and those temporaries are
 reused between calls (see ``_workspace``). All of it is plain ``xp`` code, the
@@ -39,6 +44,18 @@ GPU_CHUNK_BYTES = 512 * 2 ** 20
 # 4 (0.463 s against 0.510 s, interleaved A/B), with Z at most 169 MB there.
 MIN_BAND_HALOS = 16
 MAX_BAND_BYTES = 256 * 2 ** 20
+# Kernel rows are grouped (see the module docstring) until the GEMM depth
+# ``C * g * kw`` reaches this many.
+MIN_GEMM_DEPTH = 32
+
+
+def row_group(channels, kh, kw):
+    """Kernel rows expanded together: the smallest divisor ``g`` of ``kh``
+    with ``channels * g * kw >= MIN_GEMM_DEPTH`` (``kh`` if none)."""
+    for g in range(1, kh + 1):
+        if kh % g == 0 and channels * g * kw >= MIN_GEMM_DEPTH:
+            return g
+    return kh
 
 
 def _as_strided(xp, array, shape, strides):
@@ -70,15 +87,20 @@ def _chunks(n_images, out_height, in_height, geometry, row_bytes, xp):
             for n in range(n_images) for h in range(0, out_height, rows)]
 
 
-def _expand_columns(xp, x, kw, out_width, stride, dilation, name):
-    """``E[c, j, n, r, w] = x[n, c, r, stride*w + dilation*j]`` in a reused buffer."""
+def _expand(xp, x, group, kw, out_width, stride, dilation, name):
+    """``E[c, a, j, n, r, w] = x[n, c, r + dh*a, sw*w + dw*j]`` in a reused
+    buffer, for ``a < group`` and the ``H - dh*(group-1)`` rows ``r`` where
+    a group of kernel rows can start. Returns it as a matrix and that row
+    count."""
     n, c, h, _ = x.shape
+    (_, sw), (dh, dw) = stride, dilation
     s0, s1, s2, s3 = x.strides
-    view = _as_strided(xp, x, (c, kw, n, h, out_width),
-                       (s1, s3 * dilation, s0, s2, s3 * stride))
+    rows = h - dh * (group - 1)
+    view = _as_strided(xp, x, (c, group, kw, n, rows, out_width),
+                       (s1, s2 * dh, s3 * dw, s0, s2, s3 * sw))
     expanded = _workspace.scratch(name, view.shape, x.dtype, xp)
     expanded[...] = view
-    return expanded.reshape(c * kw, n * h * out_width)
+    return expanded.reshape(c * group * kw, n * rows * out_width), rows
 
 
 class Convolution2D(Function):
@@ -94,36 +116,45 @@ class Convolution2D(Function):
         (sh, sw), (dh, dw) = self.stride, self.dilation
         oh = (h - dh * (kh - 1) - 1) // sh + 1
         ow = (width - dw * (kw - 1) - 1) // sw + 1
+        group = row_group(c, kh, kw)
         # Bytes per input row of one image in the larger temporary (Z or E).
-        row_bytes = max(kh * o, c * kw) * ow * x.dtype.itemsize
+        row_bytes = max(kh // group * o, c * group * kw) * ow * x.dtype.itemsize
         xp = get_array_module(x)
-        return oh, ow, _chunks(n, oh, h, (kh, sh, dh), row_bytes, xp)
+        return oh, ow, group, _chunks(n, oh, h, (kh, sh, dh), row_bytes, xp)
 
     def _slab(self, x, kh, h0, h1):
         (sh, _), (dh, _) = self.stride, self.dilation
         return slice(sh * h0, sh * (h1 - 1) + dh * (kh - 1) + 1)
 
+    @staticmethod
+    def _grouped_rows(weight, group):
+        """``Wg[(b, o), (c, a, j)] = W[o, c, b*group + a, j]``."""
+        o, c, kh, kw = weight.shape
+        return weight.reshape(o, c, kh // group, group, kw) \
+            .transpose(2, 0, 1, 3, 4).reshape(kh // group * o, c * group * kw)
+
     def forward(self, x, weight, bias=None):
         xp = get_array_module(x)
         o, c, kh, kw = weight.shape
-        (sh, sw), (dh, dw) = self.stride, self.dilation
-        oh, ow, chunks = self._plan(x, weight)
-        # Wr[(i, o), (c, j)] = W[o, c, i, j]
-        w_rows = weight.transpose(2, 0, 1, 3).reshape(kh * o, c * kw)
+        (sh, _), (dh, _) = self.stride, self.dilation
+        oh, ow, group, chunks = self._plan(x, weight)
+        n_groups = kh // group
+        w_rows = self._grouped_rows(weight, group)
         y = xp.empty((x.shape[0], o, oh, ow), dtype=x.dtype)
         for n0, n1, h0, h1 in chunks:
             slab = x[n0:n1, :, self._slab(x, kh, h0, h1)]
-            expanded = _expand_columns(xp, slab, kw, ow, sw, dw, "conv_E")
+            expanded, in_rows = _expand(xp, slab, group, kw, ow, self.stride,
+                                        self.dilation, "conv_E")
             partial = _workspace.scratch(
-                "conv_Z", (kh * o, expanded.shape[1]), x.dtype, xp)
+                "conv_Z", (n_groups * o, expanded.shape[1]), x.dtype, xp)
             xp.matmul(w_rows, expanded, out=partial)
-            partial = partial.reshape(kh, o, n1 - n0, slab.shape[2], ow)
+            partial = partial.reshape(n_groups, o, n1 - n0, in_rows, ow)
             out = y[n0:n1, :, h0:h1].transpose(1, 0, 2, 3)
             rows = h1 - h0
             out[...] = partial[0, :, :, 0:sh * (rows - 1) + 1:sh]
-            for i in range(1, kh):
-                start = dh * i
-                xp.add(out, partial[i, :, :, start:start + sh * (rows - 1) + 1:sh],
+            for b in range(1, n_groups):
+                start = dh * group * b
+                xp.add(out, partial[b, :, :, start:start + sh * (rows - 1) + 1:sh],
                        out=out)
         if bias is not None:
             y += bias.reshape(1, -1, 1, 1)
@@ -138,47 +169,55 @@ class Convolution2D(Function):
         (sh, sw), (dh, dw) = self.stride, self.dilation
         need_x, need_w = self.needs_input_grad[:2]
         need_b = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
-        oh, ow, chunks = self._plan(x, weight)
-        w_rows = weight.transpose(2, 0, 1, 3).reshape(kh * o, c * kw)
-        grad_w_rows = xp.zeros((kh * o, c * kw), dtype=x.dtype) if need_w else None
+        oh, ow, group, chunks = self._plan(x, weight)
+        n_groups = kh // group
+        w_rows = self._grouped_rows(weight, group)
+        grad_w_rows = xp.zeros(w_rows.shape, dtype=x.dtype) if need_w else None
         grad_x = xp.zeros_like(x) if need_x else None
         for n0, n1, h0, h1 in chunks:
             rows_in = self._slab(x, kh, h0, h1)
             slab = x[n0:n1, :, rows_in]
-            n, in_rows = n1 - n0, slab.shape[2]
+            n, in_rows = n1 - n0, slab.shape[2] - dh * (group - 1)
             rows = h1 - h0
-            # dZ[i, o, n, s*h + d*i, w] = dy[n, o, h, w]; zero elsewhere.
+            # dZ[b, o, n, s*h + d*g*b, w] = dy[n, o, h, w]; zero elsewhere.
             grad_partial = _workspace.scratch(
-                "conv_dZ", (kh, o, n, in_rows, ow), x.dtype, xp)
+                "conv_dZ", (n_groups, o, n, in_rows, ow), x.dtype, xp)
             if sh != 1:
                 grad_partial.fill(0)
             grad_out = grad_y[n0:n1, :, h0:h1].transpose(1, 0, 2, 3)
-            for i in range(kh):
-                start, end = dh * i, dh * i + sh * (rows - 1) + 1
-                grad_partial[i, :, :, start:end:sh] = grad_out
+            for b in range(n_groups):
+                start = dh * group * b
+                end = start + sh * (rows - 1) + 1
+                grad_partial[b, :, :, start:end:sh] = grad_out
                 if sh == 1:
                     # The copy covers every row but the margins: clearing
                     # only those saves a pass over the largest temporary.
-                    grad_partial[i, :, :, :start] = 0
-                    grad_partial[i, :, :, end:] = 0
-            grad_partial = grad_partial.reshape(kh * o, n * in_rows * ow)
+                    grad_partial[b, :, :, :start] = 0
+                    grad_partial[b, :, :, end:] = 0
+            grad_partial = grad_partial.reshape(n_groups * o, -1)
             if need_w:
-                expanded = _expand_columns(xp, slab, kw, ow, sw, dw, "conv_E")
+                expanded, _ = _expand(xp, slab, group, kw, ow, self.stride,
+                                      self.dilation, "conv_E")
                 grad_w_rows += grad_partial @ expanded.T
             if need_x:
                 grad_expanded = _workspace.scratch(
-                    "conv_dE", (c * kw, n * in_rows * ow), x.dtype, xp)
+                    "conv_dE", (c * group * kw, grad_partial.shape[1]),
+                    x.dtype, xp)
                 xp.matmul(w_rows.T, grad_partial, out=grad_expanded)
-                grad_expanded = grad_expanded.reshape(c, kw, n, in_rows, ow)
+                grad_expanded = grad_expanded.reshape(c, group, kw, n,
+                                                      in_rows, ow)
                 target = grad_x[n0:n1, :, rows_in].transpose(1, 0, 2, 3)
-                for j in range(kw):
-                    start = dw * j
-                    cols = target[..., start:start + sw * (ow - 1) + 1:sw]
-                    xp.add(cols, grad_expanded[:, j], out=cols)
+                for a in range(group):
+                    band = target[:, :, dh * a:dh * a + in_rows]
+                    for j in range(kw):
+                        start = dw * j
+                        cols = band[..., start:start + sw * (ow - 1) + 1:sw]
+                        xp.add(cols, grad_expanded[:, a, j], out=cols)
         grad_w = None
         if need_w:
             grad_w = xp.ascontiguousarray(
-                grad_w_rows.reshape(kh, o, c, kw).transpose(1, 2, 0, 3))
+                grad_w_rows.reshape(n_groups, o, c, group, kw)
+                .transpose(1, 2, 0, 3, 4).reshape(o, c, kh, kw))
         grad_b = grad_y.sum(axis=(0, 2, 3)) if need_b else None
         return grad_x, grad_w, grad_b
 
