@@ -181,6 +181,18 @@ def _conv_all(x, weight, bias, stride, dilation, grad_y):
     return y.data.copy(), xv.grad, wv.grad, bv.grad
 
 
+def _conv_case_arrays(key, case):
+    """Random x, weight, bias and output gradient for a conv case
+    (N, C, H, W, O, KH, KW, stride, dilation)."""
+    n, c, h, w, o, kh, kw, stride, dilation = case
+    rng = rng_for(key, case)
+    x = rng.standard_normal((n, c, h, w))
+    weight = rng.standard_normal((o, c, kh, kw))
+    bias = rng.standard_normal(o)
+    grad_y = rng.standard_normal(_expected_conv_shape(case))
+    return x, weight, bias, grad_y
+
+
 # (N, C, H, W, O, KH, KW, stride, dilation, budget, kind). The images of
 # the "rows" cases are tall relative to the kernel's halo, so that they split
 # into several bands at the minimum band height the test sets.
@@ -213,12 +225,8 @@ def test_conv2d_chunked_matches_unchunked_and_loops(case, limits,
     # The budgets above are sized for one kernel row per GEMM; grouped rows
     # have their own test below.
     monkeypatch.setattr(convolution, "MIN_GEMM_DEPTH", 0)
-    rng = rng_for("chunk", case)
-    x = rng.standard_normal((n, c, h, w))
-    weight = rng.standard_normal((o, c, kh, kw))
-    bias = rng.standard_normal(o)
-    shape = _expected_conv_shape((n, c, h, w, o, kh, kw, stride, dilation))
-    grad_y = rng.standard_normal(shape)
+    x, weight, bias, grad_y = _conv_case_arrays("chunk", case[:9])
+    shape = grad_y.shape
 
     plans = spy_chunks(monkeypatch)
     whole = _conv_all(x, weight, bias, stride, dilation, grad_y)
@@ -290,12 +298,7 @@ def test_conv2d_grouped_kernel_rows_match_loops(case, budget, monkeypatch):
     if budget is not None:
         monkeypatch.setattr(convolution, "CPU_CHUNK_BYTES", budget)
         monkeypatch.setattr(convolution, "MIN_BAND_HALOS", 1)
-    rng = rng_for("grouped", case)
-    x = rng.standard_normal((n, c, h, w))
-    weight = rng.standard_normal((o, c, kh, kw))
-    bias = rng.standard_normal(o)
-    shape = _expected_conv_shape((n, c, h, w, o, kh, kw, stride, dilation))
-    grad_y = rng.standard_normal(shape)
+    x, weight, bias, grad_y = _conv_case_arrays("grouped", case)
     expected = (ref.conv2d_forward(x, weight, bias, stride, dilation),) \
         + tuple(ref.conv2d_backward(x, weight, grad_y, stride, dilation))
     plans = spy_chunks(monkeypatch)
