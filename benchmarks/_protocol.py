@@ -130,23 +130,32 @@ def evaluate(model, X, y, labels):
             "confusion": confusion.tolist()}
 
 
+def training_params(args):
+    """The estimator parameters the command line sets."""
+    return dict(sampling=args.sampling, crop_size=args.crop_size,
+                horizontal_flip=args.horizontal_flip,
+                learning_rate=args.learning_rate, batch_size=args.batch_size,
+                patches_per_epoch=args.patches_per_epoch, device=args.device)
+
+
 def make_model(architecture, n_instances, args, hidden_sizes=None):
     """The benchmark's estimator: Adam, dense sampling unless asked."""
     return RecurrentCNNSegmenter(
         architecture=architecture, hidden_sizes=hidden_sizes,
         n_instances=n_instances, instance_schedule="fixed",
-        sampling=args.sampling, crop_size=args.crop_size,
-        horizontal_flip=args.horizontal_flip,
-        learning_rate=args.learning_rate,
-        batch_size=args.batch_size, patches_per_epoch=args.patches_per_epoch,
-        device=args.device, random_state=args.seed)
+        random_state=args.seed, **training_params(args))
 
 
 def rows_for_fold(fold, X_train, y_train, X_test, y_test, n_classes, args,
-                  plain_hidden=(25, 50), log=print):
+                  plain_hidden=(25, 50), log=print, resumed=None):
     """Table rows of one fold: rcnn2 with 2 then 3 instances (one model,
     the paper's staged training: the third instance is added to the trained
     two-instance network and training continues) and the plain network.
+
+    ``resumed`` is (model, seconds it was trained, its curve points): that
+    rcnn2 model then trains on at its number of instances for the whole
+    budget instead of the two stages, and its row and curve count the
+    earlier training time too.
 
     Returns the rows, the rcnn2 model (None with ``args.no_rcnn2``) and its
     accuracy-versus-time :class:`Curve` (empty unless
@@ -157,9 +166,22 @@ def rows_for_fold(fold, X_train, y_train, X_test, y_test, n_classes, args,
     budget = args.train_minutes * 60
     decay = {"decay_last": args.decay_last, "decay_factor": args.decay_factor,
              "lr_schedule": args.lr_schedule}
-    rcnn2 = None if args.no_rcnn2 else make_model("rcnn2", 2, args)
+    if resumed is not None:
+        rcnn2, previous_s, previous_points = resumed
+    else:
+        rcnn2 = None if args.no_rcnn2 else make_model("rcnn2", 2, args)
     curve = Curve(rcnn2, X_test, y_test, classes, args.curve_minutes, log)
-    if rcnn2 is not None:
+    if resumed is not None:
+        curve.offset, curve.points = previous_s, list(previous_points)
+        n_instances = rcnn2.n_instances
+        spent = previous_s + train_for(
+            rcnn2, X_train, y_train, budget, classes, log,
+            f"rcnn2 P={n_instances}", checkpoint=curve, **decay)
+        rows.append({"fold": fold, "model": f"rcnn2, {n_instances} instances",
+                     "train_s": spent, "epochs": rcnn2.n_iter_,
+                     **evaluate(rcnn2, X_test, y_test, classes)})
+        log_row(rows[-1], log)
+    elif rcnn2 is not None:
         spent = train_for(rcnn2, X_train, y_train, budget / 2, classes, log,
                           "rcnn2 P=2", checkpoint=curve, **decay)
         rows.append({"fold": fold, "model": "rcnn2, 2 instances",
@@ -296,6 +318,8 @@ def report(args, rows, references, dataset, start, curves=()):
              f"{args.sampling} sampling (crops {args.crop_size})"
              f"{', horizontal flips' if args.horizontal_flip else ''}{decay}, "
              f"device {args.device}")
+    if getattr(args, "resume", None):
+        title += f", resuming {args.resume}"
     markdown = markdown_table(summary, references, title)
     for fold, curve in curves:
         if curve.points:

@@ -17,13 +17,25 @@ prediction time per image. It prints and writes (JSON + Markdown) the table
 beside REFERENCE.md's accuracy bars, its PyTorch 30-minute figure and
 scikit-image's trainable segmenter.
 
+``--save-model`` keeps the canonical fold's rcnn2 model, with a
+``.json`` beside it holding its training time and accuracy curve;
+``--resume`` trains such a model on for another ``--train-minutes`` (its
+instances unchanged), so a long CPU training can be run in several parts
+and reported as one curve.
+
 Usage::
 
     python benchmarks/stanford.py --canonical --train-minutes 30
     python benchmarks/stanford.py --folds 5 --train-minutes 60   # full protocol
+    python benchmarks/stanford.py --canonical --no-plain --train-minutes 100 \
+        --save-model rcnn2.joblib
+    python benchmarks/stanford.py --canonical --no-plain --train-minutes 60 \
+        --resume rcnn2.joblib --save-model rcnn2.joblib          # 160 min
 """
 
 import argparse
+import json
+import os
 import sys
 import time
 
@@ -32,7 +44,7 @@ import joblib
 from skrcnn.model_selection import canonical_stanford_split, stanford_folds
 
 from _protocol import (add_training_arguments, parse_training_args, report,
-                       rows_for_fold)
+                       rows_for_fold, training_params)
 from _stanford_data import load_stanford
 
 REFERENCES = [
@@ -47,6 +59,38 @@ REFERENCES = [
      {"pixel": "59.0%", "class": "48.7%", "iou": "37.2%", "train": "2.9 min",
       "predict": "0.41 s"}),
 ]
+
+
+def save_resumable(path, model, fold_rows, curve, canonical):
+    """The model, and beside it its training time and curve (for
+    ``--resume``; only a model of the whole canonical fold can resume)."""
+    joblib.dump(model, path)
+    trained = [r for r in fold_rows if r["model"].startswith("rcnn2")]
+    with open(path + ".json", "w") as f:
+        json.dump({"split": "canonical fold 0" if canonical else None,
+                   "n_instances": model.n_instances,
+                   "train_s": trained[-1]["train_s"],
+                   "curve": curve.points}, f, indent=2)
+
+
+def load_resumable(path, args, parser):
+    """(model, training seconds, curve points) of a ``--save-model`` file."""
+    sidecar = path + ".json"
+    if not os.path.exists(sidecar):
+        parser.error(f"--resume {path}: {sidecar} (its training time and "
+                     f"curve, written by --save-model) is missing")
+    with open(sidecar) as f:
+        saved = json.load(f)
+    if saved.get("split") != "canonical fold 0":
+        parser.error(f"--resume {path}: it was not trained on the whole "
+                     f"canonical fold ({sidecar} says {saved.get('split')})")
+    model = joblib.load(path)
+    if model.architecture != "rcnn2":
+        parser.error(f"--resume {path}: an rcnn2 model is needed, this one "
+                     f"is {model.architecture!r}")
+    # This run's options (learning rate, flips, crops, ...) apply from here.
+    model.set_params(**training_params(args))
+    return model, float(saved["train_s"]), saved["curve"]
 
 
 def main(argv=None):
@@ -65,8 +109,20 @@ def main(argv=None):
     parser.add_argument("--output", default="stanford_results",
                         help="path stem of the .json and .md outputs")
     parser.add_argument("--save-model",
-                        help="joblib file for the last fold's rcnn2 model")
+                        help="joblib file for the last fold's rcnn2 model "
+                             "(and a .json of its training time and curve)")
+    parser.add_argument("--resume", metavar="MODEL",
+                        help="train this --save-model file of the canonical "
+                             "fold on instead of a new rcnn2")
     args = parse_training_args(parser, argv)
+    resumed = None
+    if args.resume:
+        if not args.canonical or args.no_rcnn2 or args.n_train \
+                or args.n_test:
+            parser.error("--resume continues a canonical-fold rcnn2 model: "
+                         "use it with --canonical, without --no-rcnn2, "
+                         "--n-train or --n-test")
+        resumed = load_resumable(args.resume, args, parser)
 
     data = load_stanford(args.data_home)
     if args.canonical:
@@ -83,11 +139,13 @@ def main(argv=None):
             index, pick(data.images, train), pick(data.labels, train),
             pick(data.images, test), pick(data.labels, test),
             len(data.class_names), args,
-            log=lambda line: print(line, flush=True))
+            log=lambda line: print(line, flush=True), resumed=resumed)
         rows += fold_rows
         curves.append((index, curve))
         if args.save_model and model is not None:
-            joblib.dump(model, args.save_model)
+            save_resumable(args.save_model, model, fold_rows, curve,
+                           args.canonical and not (args.n_train
+                                                   or args.n_test))
     protocol = ("canonical fold 0" if args.canonical
                 else f"{len(folds)} of the 5 paper folds")
     report(args, rows, REFERENCES, f"Stanford Background, {protocol}", start,
