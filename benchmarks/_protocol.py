@@ -171,31 +171,28 @@ def rows_for_fold(fold, X_train, y_train, X_test, y_test, n_classes, args,
     else:
         rcnn2 = None if args.no_rcnn2 else make_model("rcnn2", 2, args)
     curve = Curve(rcnn2, X_test, y_test, classes, args.curve_minutes, log)
+
+    def train_rcnn2(seconds, earlier_s):
+        """Train rcnn2 at its instances for ``seconds`` more, after
+        ``earlier_s`` of training; score it as a row. Returns the total."""
+        curve.offset = earlier_s
+        spent = earlier_s + train_for(
+            rcnn2, X_train, y_train, seconds, classes, log,
+            f"rcnn2 P={rcnn2.n_instances}", checkpoint=curve, **decay)
+        rows.append({"fold": fold,
+                     "model": f"rcnn2, {rcnn2.n_instances} instances",
+                     "train_s": spent, "epochs": rcnn2.n_iter_,
+                     **evaluate(rcnn2, X_test, y_test, classes)})
+        log_row(rows[-1], log)
+        return spent
+
     if resumed is not None:
-        curve.offset, curve.points = previous_s, list(previous_points)
-        n_instances = rcnn2.n_instances
-        spent = previous_s + train_for(
-            rcnn2, X_train, y_train, budget, classes, log,
-            f"rcnn2 P={n_instances}", checkpoint=curve, **decay)
-        rows.append({"fold": fold, "model": f"rcnn2, {n_instances} instances",
-                     "train_s": spent, "epochs": rcnn2.n_iter_,
-                     **evaluate(rcnn2, X_test, y_test, classes)})
-        log_row(rows[-1], log)
+        curve.points = list(previous_points)
+        train_rcnn2(budget, previous_s)
     elif rcnn2 is not None:
-        spent = train_for(rcnn2, X_train, y_train, budget / 2, classes, log,
-                          "rcnn2 P=2", checkpoint=curve, **decay)
-        rows.append({"fold": fold, "model": "rcnn2, 2 instances",
-                     "train_s": spent, "epochs": rcnn2.n_iter_,
-                     **evaluate(rcnn2, X_test, y_test, classes)})
-        log_row(rows[-1], log)
+        spent = train_rcnn2(budget / 2, 0.0)
         rcnn2.set_params(n_instances=3)
-        curve.offset = spent
-        spent += train_for(rcnn2, X_train, y_train, budget / 2, classes, log,
-                           "rcnn2 P=3", checkpoint=curve, **decay)
-        rows.append({"fold": fold, "model": "rcnn2, 3 instances",
-                     "train_s": spent, "epochs": rcnn2.n_iter_,
-                     **evaluate(rcnn2, X_test, y_test, classes)})
-        log_row(rows[-1], log)
+        train_rcnn2(budget / 2, spent)
     if not args.no_plain:
         plain = make_model("plain", 1, args, hidden_sizes=plain_hidden)
         spent = train_for(plain, X_train, y_train, budget, classes, log,
