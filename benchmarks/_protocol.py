@@ -133,6 +133,7 @@ def evaluate(model, X, y, labels):
 def training_params(args):
     """The estimator parameters the command line sets."""
     return dict(sampling=args.sampling, crop_size=args.crop_size,
+                instance_loss=args.instance_loss,
                 horizontal_flip=args.horizontal_flip,
                 learning_rate=args.learning_rate, batch_size=args.batch_size,
                 patches_per_epoch=args.patches_per_epoch, device=args.device)
@@ -265,6 +266,10 @@ def add_training_arguments(parser):
     parser.add_argument("--patches-per-epoch", type=int, default=4096)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--instance-loss", default="last",
+                        choices=("last", "all"),
+                        help="train the last instance's scores (the paper) "
+                             "or every instance's")
     parser.add_argument("--horizontal-flip", action="store_true",
                         help="train on left-right mirrored crops half the "
                              "time")
@@ -313,7 +318,9 @@ def report(args, rows, references, dataset, start, curves=()):
         decay = ", constant learning rate"
     title = (f"{dataset}, {args.train_minutes} min per model, "
              f"{args.sampling} sampling (crops {args.crop_size})"
-             f"{', horizontal flips' if args.horizontal_flip else ''}{decay}, "
+             f"{', horizontal flips' if args.horizontal_flip else ''}"
+             f"{', loss on every instance' if args.instance_loss == 'all' else ''}"
+             f"{decay}, "
              f"device {args.device}")
     if getattr(args, "resume", None):
         title += f", resuming {args.resume}"

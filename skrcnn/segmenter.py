@@ -1,6 +1,7 @@
 """The scikit-learn estimator: :class:`RecurrentCNNSegmenter`."""
 
 import copy
+import inspect
 import math
 import numbers
 import sys
@@ -21,11 +22,12 @@ from .inference import INFERENCE_METHODS, image_scores, softmax, upsample
 from .network import RecurrentNetwork
 from .preprocessing import standardize_image
 from .training import (SOLVERS, ImageSet, accumulate_loss, centre_crop,
-                       dense_example, make_params, sample_crops,
-                       sample_patches, zero_grads)
+                       centre_frames, dense_example, make_params,
+                       sample_crops, sample_patches, zero_grads)
 
 SAMPLINGS = ("dense", "patch")
 SCHEDULES = ("staged", "random", "fixed")
+INSTANCE_LOSSES = ("last", "all")
 DTYPE = np.float32
 
 
@@ -62,6 +64,15 @@ class RecurrentCNNSegmenter(BaseEstimator):
         rCNN2): the first ``max_iter // 2`` epochs with P - 1 instances,
         then P. ``"random"`` (the paper's rCNN1): 1..P drawn per example
         (per image with dense sampling). ``"fixed"``: always P.
+    instance_loss : {"last", "all"}, default="last"
+        Which instances' scores the training loss covers. ``"last"`` (the
+        paper): only the final instance's. ``"all"``: the mean of every
+        instance's mean loss, each instance's outputs scored against the
+        labels of their own patch centres (with dense sampling the earlier
+        instances have far more outputs than the last, at no extra
+        network work). Every instance then labels the scene on its own
+        and the next one corrects it, as the paper's rCNN1 training
+        intends, in one pass.
     sampling : {"dense", "patch"}, default="dense"
         ``"patch"`` is the paper's training on patches around random
         labelled pixels; ``"dense"`` sends whole images through the strided
@@ -152,7 +163,8 @@ class RecurrentCNNSegmenter(BaseEstimator):
     """
 
     def __init__(self, architecture="rcnn2", hidden_sizes=None, n_instances=3,
-                 instance_schedule="staged", sampling="dense", crop_size=8,
+                 instance_schedule="staged", instance_loss="last",
+                 sampling="dense", crop_size=8,
                  solver="adam", learning_rate=1e-3, momentum=0.9,
                  batch_size=16, patches_per_epoch=4096, max_iter=10,
                  horizontal_flip=False, output_resolution=1.0,
@@ -164,6 +176,7 @@ class RecurrentCNNSegmenter(BaseEstimator):
         self.hidden_sizes = hidden_sizes
         self.n_instances = n_instances
         self.instance_schedule = instance_schedule
+        self.instance_loss = instance_loss
         self.sampling = sampling
         self.crop_size = crop_size
         self.solver = solver
@@ -210,6 +223,7 @@ class RecurrentCNNSegmenter(BaseEstimator):
     def _check_params(self):
         check_positive_int("n_instances", self.n_instances)
         check_choice("instance_schedule", self.instance_schedule, SCHEDULES)
+        check_choice("instance_loss", self.instance_loss, INSTANCE_LOSSES)
         check_choice("sampling", self.sampling, SAMPLINGS)
         if self.crop_size is not None:
             check_positive_int("crop_size", self.crop_size)
@@ -444,6 +458,9 @@ class RecurrentCNNSegmenter(BaseEstimator):
         network, xp, rng = state.network, state.xp, state.random_state
         layers, stride = network.layers, network.stride
         random_count = self.instance_schedule == "random"
+        # Label frames instead of last-instance targets when every
+        # instance is trained (the random draws are the same either way).
+        frames = self.instance_loss == "all"
         loss_sum, weight_sum = None, 0
         whole_images = self.sampling == "dense" and self.crop_size is None
         if whole_images:
@@ -454,21 +471,18 @@ class RecurrentCNNSegmenter(BaseEstimator):
                          self.patches_per_epoch - k * self.batch_size)
                      for k in range(n_steps)]
         for step in steps:
-            if self.sampling == "dense" and not whole_images:
+            if self.sampling == "dense":
                 p = rng.randint(1, n_used + 1) if random_count else n_used
-                rgb, targets = sample_crops(
-                    train, step, patch_size(layers, p), stride ** p,
-                    self.crop_size, rng, DTYPE, flip=self.horizontal_flip)
+                if whole_images:
+                    rgb, targets = dense_example(
+                        train, step[0], patch_size(layers, p), stride ** p,
+                        rng, DTYPE, flip=self.horizontal_flip, frames=frames)
+                else:
+                    rgb, targets = sample_crops(
+                        train, step, patch_size(layers, p), stride ** p,
+                        self.crop_size, rng, DTYPE,
+                        flip=self.horizontal_flip, frames=frames)
                 groups = [(p, rgb, targets)]
-                count = int((targets >= 0).sum())
-            elif whole_images:
-                p = rng.randint(1, n_used + 1) if random_count else n_used
-                rgb, targets = dense_example(train, step[0],
-                                             patch_size(layers, p),
-                                             stride ** p, rng, DTYPE,
-                                             flip=self.horizontal_flip)
-                groups = [(p, rgb, targets)]
-                count = int((targets >= 0).sum())
             else:
                 side = patch_size(layers, n_used)
                 patches, targets = sample_patches(train, step, side, rng,
@@ -483,9 +497,12 @@ class RecurrentCNNSegmenter(BaseEstimator):
                               if (counts == p).any()]
                 else:
                     groups = [(n_used, patches, targets)]
-                count = step
+                if frames:
+                    groups = [(p, rgb, centre_frames(t, rgb.shape[-1]))
+                              for p, rgb, t in groups]
             zero_grads(network.params)
-            loss = accumulate_loss(network, groups, xp)
+            loss, count = accumulate_loss(network, groups, xp,
+                                          every_instance=frames)
             if loss is None:
                 continue
             state.solver.step(network.params)
@@ -655,6 +672,14 @@ class RecurrentCNNSegmenter(BaseEstimator):
         state = self.__dict__.copy()
         state.pop("_predictor", None)  # device arrays; rebuilt on demand
         return state
+
+    def __setstate__(self, state):
+        # Models saved before a parameter existed load with its default,
+        # which is the behaviour they were trained with.
+        self.__dict__.update({name: parameter.default for name, parameter
+                              in inspect.signature(type(self)).parameters
+                              .items() if name not in state})
+        self.__dict__.update(state)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -18,8 +18,9 @@ the whole dataset.
 
 import numpy as np
 
+from .architecture import instance_output_size, instance_stride, patch_size
 from .autograd import Variable
-from .functions import softmax_cross_entropy
+from .functions import softmax_cross_entropy, weighted_sum
 
 
 class ImageSet:
@@ -86,7 +87,7 @@ def sample_patches(image_set, n_patches, side, random_state,
 
 
 def sample_crops(image_set, n_crops, side, stride, outputs, random_state,
-                 dtype=np.float32, flip=False):
+                 dtype=np.float32, flip=False, frames=False):
     """Crops for a strided pass with ``outputs x outputs`` outputs each.
 
     Dense sampling on crops: each crop is placed so that one of its output
@@ -94,18 +95,24 @@ def sample_crops(image_set, n_crops, side, stride, outputs, random_state,
     image, so every pixel is reachable at every alignment; its targets are
     the pixels ``stride`` apart from there (-1 outside the image). With
     ``flip``, each crop is then taken from the left-right mirrored image
-    (and labels) with probability 1/2.
+    (and labels) with probability 1/2. The random draws do not depend on
+    ``frames``.
 
     Returns
     -------
     crops : ndarray of shape (n_crops, 3, side + stride*(outputs-1), ...)
     targets : ndarray of shape (n_crops, outputs, outputs) of int64
+        Or, with ``frames=True``, the label of every crop pixel, shape
+        (n_crops, E, E) like the crops (-1 outside the image): see
+        :func:`instance_targets`.
     """
     images = image_set.usable[random_state.randint(len(image_set.usable),
                                                    size=n_crops)]
     extent = side + stride * (outputs - 1)
     crops = np.zeros((n_crops, 3, extent, extent), dtype=dtype)
     targets = np.full((n_crops, outputs, outputs), -1, dtype=np.int64)
+    label_frames = (np.full((n_crops, extent, extent), -1, dtype=np.int64)
+                    if frames else None)
     before = (side - 1) // 2
     for k, index in enumerate(images):
         row, col = _random_labelled_pixel(image_set, index, random_state)
@@ -124,7 +131,9 @@ def sample_crops(image_set, n_crops, side, stride, outputs, random_state,
             np.ix_(rows[inside_r], cols[inside_c])]
         _cut(image_set, index, top - before, left - before, crops[k],
              mirror)
-    return crops, targets
+        if frames:
+            _cut_labels(labels, top - before, left - before, label_frames[k])
+    return crops, (label_frames if frames else targets)
 
 
 def _random_labelled_pixel(image_set, index, random_state):
@@ -151,6 +160,62 @@ def _cut(image_set, index, top, left, out, mirror=False):
     out[:, r0 - top:r1 - top, c0 - left:c1 - left] = window.transpose(2, 0, 1)
 
 
+def _cut_labels(labels, top, left, out):
+    """``labels`` (already mirrored if need be) whose top-left corner is
+    ``(top, left)`` into ``out`` (h, w); outside the image stays as is."""
+    height, width = labels.shape
+    r0, c0 = max(top, 0), max(left, 0)
+    r1 = min(top + out.shape[0], height)
+    c1 = min(left + out.shape[1], width)
+    if r0 < r1 and c0 < c1:
+        out[r0 - top:r1 - top, c0 - left:c1 - left] = labels[r0:r1, c0:c1]
+
+
+def centre_frames(targets, side):
+    """Label frames of ``side x side`` patches that know only their centre
+    pixel's target (-1 elsewhere), for :func:`instance_targets`."""
+    frames = np.full((len(targets), side, side), -1, dtype=np.int64)
+    centre = (side - 1) // 2
+    frames[:, centre, centre] = targets
+    return frames
+
+
+def instance_targets(frames, layers, n_instances):
+    """Targets of every instance's outputs in one recurrent pass.
+
+    In a strided pass over an input whose pixel labels are ``frames``,
+    output ``(i, j)`` of instance ``q`` scores the ``patch_size(layers, q)``
+    patch with top-left corner ``(s**q * i, s**q * j)`` (``s`` the instance
+    stride; each instance takes the previous score maps whole), so its
+    target is the label of that patch's centre pixel.
+
+    Parameters
+    ----------
+    frames : ndarray of shape (B, H, W) of int
+        Label of every input pixel, -1 where unknown or outside the image.
+    layers : tuple of layer specs
+    n_instances : int
+
+    Returns
+    -------
+    list of ndarray of shape (B, rows_q, cols_q)
+        For instances 1..n_instances, sized like their score maps.
+    """
+    stride = instance_stride(layers)
+    rows, cols = frames.shape[1:]
+    targets = []
+    for q in range(1, n_instances + 1):
+        rows = instance_output_size(layers, rows)
+        cols = instance_output_size(layers, cols)
+        if not rows or not cols:
+            raise ValueError(f"label frames of shape {frames.shape} are too "
+                             f"small for {n_instances} instances")
+        centre, step = (patch_size(layers, q) - 1) // 2, stride ** q
+        targets.append(np.ascontiguousarray(
+            frames[:, centre::step, centre::step][:, :rows, :cols]))
+    return targets
+
+
 def centre_crop(patches, side):
     """The centred ``side x side`` sub-patches (same centre pixel)."""
     full = patches.shape[-1]
@@ -159,7 +224,7 @@ def centre_crop(patches, side):
 
 
 def dense_example(image_set, index, side, stride, random_state,
-                  dtype=np.float32, flip=False):
+                  dtype=np.float32, flip=False, frames=False):
     """A whole image prepared for one strided pass.
 
     Parameters
@@ -178,7 +243,9 @@ def dense_example(image_set, index, side, stride, random_state,
         The padded image, shifted by a random ``(dy, dx)`` in ``[0, S)``.
     targets : ndarray of shape (1, m, n)
         The targets of pixels ``(dy + S*a, dx + S*b)`` (of the mirrored
-        image when flipped).
+        image when flipped). With ``frames=True``, instead the label of
+        every pixel of ``rgb`` (-1 in the padding), shape (1, H', W'): see
+        :func:`instance_targets`.
     """
     image = image_set.standardized(index, dtype)
     labels = image_set.targets[index]
@@ -199,39 +266,65 @@ def dense_example(image_set, index, side, stride, random_state,
     top, left = max(top, 0), max(left, 0)
     src = src[:, :rgb.shape[2] - top, :rgb.shape[3] - left]
     rgb[0, :, top:top + src.shape[1], left:left + src.shape[2]] = src
+    if frames:
+        label_frame = np.full(rgb.shape[2:], -1, dtype=np.int64)
+        _cut_labels(labels, dy - before, dx - before, label_frame)
+        return rgb, label_frame[None]
     return rgb, np.ascontiguousarray(targets)[None]
 
 
-def accumulate_loss(network, groups, xp):
+def accumulate_loss(network, groups, xp, every_instance=False):
     """Forward and backward over example groups that share the weights.
 
     Parameters
     ----------
     groups : list of (n_instances, rgb, targets)
         Each group is run with its own number of instances.
+    every_instance : bool, default=False
+        Train every instance's scores, not only the last's: ``targets`` is
+        then each group's label frames (see :func:`instance_targets`) and a
+        group's loss is the mean over its instances of their mean losses,
+        so the earlier instances learn to label on their own and the later
+        ones to correct them (the paper's rCNN1 idea, in one pass).
 
     Returns
     -------
-    loss : array of shape ()
+    loss : array of shape () or None
         The mean loss over every labelled target of every group (each
-        group's mean weighted by its count of labelled targets); gradients
-        of that mean are accumulated in the parameters' ``.grad``.
+        group's mean weighted by its count of labelled targets of the last
+        instance); gradients of that mean are accumulated in the
+        parameters' ``.grad``. None when no group has a labelled target.
+    count : int
+        That count of labelled last-instance targets, over all groups.
     """
-    counts = [int((targets >= 0).sum()) for _, _, targets in groups]
+    prepared = []
+    for n_instances, rgb, targets in groups:
+        if every_instance:
+            per_instance = instance_targets(targets, network.layers,
+                                            n_instances)
+        elif targets.ndim == 1:  # patches: one 1x1 output each
+            per_instance = [targets[:, None, None]]
+        else:
+            per_instance = [targets]
+        prepared.append((n_instances, rgb, per_instance))
+    counts = [int((per_instance[-1] >= 0).sum())
+              for _, _, per_instance in prepared]
     total = max(sum(counts), 1)
     loss_sum = None
-    for (n_instances, rgb, targets), count in zip(groups, counts):
+    for (n_instances, rgb, per_instance), count in zip(prepared, counts):
         if count == 0:
             continue
-        scores = network.forward(xp.asarray(rgb), n_instances)
-        if targets.ndim == 1:  # patches: one 1x1 output each
-            targets = targets[:, None, None]
-        loss = softmax_cross_entropy(scores, xp.asarray(targets))
+        outputs = network.forward(xp.asarray(rgb), n_instances,
+                                  return_all=True)[-len(per_instance):]
+        losses = [softmax_cross_entropy(scores, xp.asarray(targets))
+                  for scores, targets in zip(outputs, per_instance)]
+        loss = losses[0] if len(losses) == 1 else weighted_sum(
+            losses, [1.0 / len(losses)] * len(losses))
         weight = count / total
         loss.backward(xp.asarray(weight, dtype=loss.dtype))
         part = loss.data * weight
         loss_sum = part if loss_sum is None else loss_sum + part
-    return loss_sum
+    return loss_sum, sum(counts)
 
 
 class SGD:

@@ -11,7 +11,7 @@ import numpy as np
 
 from skrcnn.functions import (avg_pool2d, bias_add, channel_slice, concat,
                               conv2d, crop, max_pool2d, pad,
-                              softmax_cross_entropy, tanh)
+                              softmax_cross_entropy, tanh, weighted_sum)
 
 
 def distinct_values(rng, shape):
@@ -63,6 +63,9 @@ def make_op_cases(seed=18):
         "softmax_cross_entropy_weighted": (
             [scores], [targets, class_weight],
             lambda s, t, c: softmax_cross_entropy(s, t, c)),
+        "weighted_sum": ([x4, x4[::-1] * 3, np.tanh(x4)], [],
+                         lambda a, c, d: weighted_sum([a, c, d],
+                                                      [0.5, -2.0, 1.25])),
     }
 
 

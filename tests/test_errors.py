@@ -9,7 +9,7 @@ import pytest
 from skrcnn.autograd import Variable
 from skrcnn.functions import (avg_pool2d, bias_add, channel_slice, concat,
                               conv2d, crop, max_pool2d, pad,
-                              softmax_cross_entropy, tanh)
+                              softmax_cross_entropy, tanh, weighted_sum)
 
 
 def _zeros(*shape, dtype=np.float64):
@@ -237,6 +237,25 @@ def test_concat_mismatched_shapes():
     with pytest.raises(ValueError, match=r"concat: xs\[2\] has shape "
                        + esc("(3, 1, 4, 5)")):
         concat([a, _zeros(2, 1, 4, 5), _zeros(3, 1, 4, 5)])
+
+
+def test_weighted_sum_errors():
+    a = _zeros(2, 3)
+    with pytest.raises(ValueError, match=r"weighted_sum: xs is empty"):
+        weighted_sum([], [])
+    with pytest.raises(ValueError, match=r"weighted_sum: 1 weights for 2 "):
+        weighted_sum([a, a], [1.0])
+    with pytest.raises(TypeError, match=r"weighted_sum: weights\[1\] must be"
+                       r" a real number, got 'x'"):
+        weighted_sum([a, a], [1.0, "x"])
+    with pytest.raises(ValueError, match=r"weighted_sum: xs\[1\] has shape "
+                       + esc("(3, 2)") + ".*" + esc("(2, 3)")):
+        weighted_sum([a, _zeros(3, 2)], [1.0, 1.0])
+    with pytest.raises(TypeError, match=r"weighted_sum: xs\[1\] must be a "
+                       "floating-point array"):
+        weighted_sum([a, np.zeros((2, 3), dtype=int)], [1.0, 1.0])
+    with pytest.raises(TypeError, match=r"dtypes differ"):
+        weighted_sum([a, _zeros(2, 3, dtype=np.float32)], [1.0, 1.0])
 
 
 def test_concat_other_errors():

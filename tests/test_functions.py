@@ -13,7 +13,7 @@ from op_cases import (cast_constants, distinct_values, loss_case, make_op_cases,
 from skrcnn.autograd import Variable, no_grad
 from skrcnn.functions import (avg_pool2d, bias_add, channel_slice, concat,
                               conv2d, crop, max_pool2d, pad,
-                              softmax_cross_entropy, tanh)
+                              softmax_cross_entropy, tanh, weighted_sum)
 
 
 def rng_for(*key):
@@ -638,6 +638,37 @@ def test_concat_forward_and_gradcheck(channels, spatial):
     assert y.shape == (2, sum(channels)) + spatial
     np.testing.assert_array_equal(y.data, ref.concat_forward(xs))
     check_gradients(lambda *vs: concat(vs), xs, seed=8)
+
+
+@pytest.mark.parametrize("shape", [(), (3,), (2, 3, 4, 5)], ids=str)
+@pytest.mark.parametrize("weights", [(1.0,), (0.5, -2.0), (1 / 3,) * 3])
+def test_weighted_sum_forward_and_gradcheck(shape, weights):
+    rng = rng_for("weighted_sum", shape, weights)
+    xs = [rng.standard_normal(shape) for _ in weights]
+    y = weighted_sum(xs, weights)
+    expected = np.zeros(shape)
+    for x, w in zip(xs, weights):
+        expected = expected + w * x
+    np.testing.assert_allclose(y.data, expected, rtol=1e-14, atol=1e-15)
+    check_gradients(lambda *vs: weighted_sum(vs, weights), xs, seed=23)
+
+
+def test_weighted_sum_of_losses_sharing_a_graph_adds_their_gradients():
+    # Two losses on one score map: one backward through the weighted sum
+    # gives w1 * grad(loss1) + w2 * grad(loss2).
+    scores, targets = loss_case((2, 4, 3, 3), seed=30)
+    other = np.where(targets >= 0, (targets + 1) % 4, -1)
+    parts = []
+    for t in (targets, other):
+        v = Variable(scores.copy(), requires_grad=True)
+        softmax_cross_entropy(tanh(v), t).backward()
+        parts.append(v.grad)
+    v = Variable(scores.copy(), requires_grad=True)
+    hidden = tanh(v)
+    weighted_sum([softmax_cross_entropy(hidden, targets),
+                  softmax_cross_entropy(hidden, other)], [0.25, 2.0]).backward()
+    np.testing.assert_allclose(v.grad, 0.25 * parts[0] + 2.0 * parts[1],
+                               rtol=1e-12, atol=1e-15)
 
 
 @pytest.mark.parametrize("start,stop", [(0, 1), (1, 4), (0, 5), (4, 5)])

@@ -73,12 +73,36 @@ def test_more_instances_see_wider_context():
     assert accuracy[3] > accuracy[1] + 0.2
 
 
+def test_loss_on_every_instance_trains_the_earlier_instances_to_label():
+    """With instance_loss="all" each instance's own guess is trained: on the
+    horizon scenes every further instance corrects the previous one, and
+    instance 1 labels better than when only the last instance is trained."""
+    X, y = horizon_scenes(60)
+    X_test, y_test = horizon_scenes(30, seed=1)
+    accuracy = {}
+    for instance_loss in ("last", "all"):
+        model = _model(n_instances=3, instance_schedule="fixed", max_iter=8,
+                       instance_loss=instance_loss)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(X, y)
+        accuracy[instance_loss] = [
+            np.mean([_pixel_accuracy(truth, guess) for truth, guess in
+                     zip(y_test, model.predict(X_test, n_instances=k))])
+            for k in (1, 2, 3)]
+    first, second, third = accuracy["all"]
+    assert first + 0.1 < second < third - 0.05
+    assert third > 0.95
+    assert first > accuracy["last"][0] + 0.05
+
+
 @pytest.mark.parametrize("params", [
     dict(), dict(sampling="patch", patches_per_epoch=128,
                  instance_schedule="random"),
     dict(early_stopping=True, solver="sgd"),
     dict(horizontal_flip=True),
-    dict(crop_size=2, horizontal_flip=True)])
+    dict(crop_size=2, horizontal_flip=True, instance_loss="all"),
+    dict(sampling="patch", patches_per_epoch=128, instance_loss="all")])
 def test_same_random_state_gives_the_same_model(colour_data, params):
     (X, y), _ = colour_data
     models = []
@@ -289,6 +313,21 @@ def test_user_data_is_not_modified(colour_data):
     model.score(X_float, y)
     np.testing.assert_array_equal(X_float, X_copy)
     np.testing.assert_array_equal(y, y_copy)
+
+
+def test_model_pickled_before_a_parameter_existed_loads_with_its_default(
+        fitted, colour_data):
+    """A saved model lacking a later constructor parameter (here
+    instance_loss) loads with that parameter's default, predicts the same
+    and can be cloned and trained on."""
+    _, (X, _) = colour_data
+    state = fitted.__getstate__()
+    del state["instance_loss"]
+    old = RecurrentCNNSegmenter.__new__(RecurrentCNNSegmenter)
+    old.__setstate__(state)
+    assert old.get_params()["instance_loss"] == "last"
+    np.testing.assert_array_equal(old.predict(X), fitted.predict(X))
+    assert clone(old).get_params() == fitted.get_params()
 
 
 def test_pickle_and_joblib_round_trips_predict_the_same(fitted, colour_data,

@@ -63,6 +63,7 @@ def test_bad_training_input_is_named(change, message, no_training):
     (dict(n_instances=0), "n_instances must be an integer >= 1"),
     (dict(sampling="pixels"), "sampling must be one of"),
     (dict(instance_schedule="x"), "instance_schedule must be one of"),
+    (dict(instance_loss="first"), "instance_loss must be one of"),
     (dict(solver="lbfgs"), "solver must be one of"),
     (dict(learning_rate=0), r"learning_rate must be a real number in \(0"),
     (dict(momentum=1.0), "momentum must be"),

@@ -9,8 +9,8 @@ from skrcnn import Variable, no_grad
 from skrcnn.architecture import patch_size
 from skrcnn.network import RecurrentNetwork
 from skrcnn.training import (SGD, Adam, ImageSet, accumulate_loss,
-                             centre_crop, dense_example, sample_crops,
-                             sample_patches)
+                             centre_crop, centre_frames, dense_example,
+                             instance_targets, sample_crops, sample_patches)
 
 TINY = (("conv", 4, 3), ("pool", 2), ("tanh",), ("conv", "classes", 2))
 
@@ -164,7 +164,7 @@ def test_loss_over_groups_with_different_instance_counts_has_exact_gradient():
     params = [p.data.copy() for p in net.params]
     trained = [Variable(a.copy(), requires_grad=True) for a in params]
     net.params = trained
-    loss = accumulate_loss(net, groups, np)
+    loss, _ = accumulate_loss(net, groups, np)
     assert loss == pytest.approx(objective(*params), rel=1e-12)
     rng_dir = np.random.default_rng(0)
     for k, p in enumerate(trained):
@@ -247,3 +247,139 @@ def test_crop_outputs_score_the_claimed_pixels(n_instances, outputs, flip):
                                            single[0, :, 0, 0], atol=1e-12)
     assert outside > 0  # the test reached the image borders
     assert (0 < mirrored < n_crops) if flip else mirrored == 0
+
+
+# ============================================= every instance's loss
+
+RCNN2_SMALL = (("conv", 3, 8), ("pool", 2), ("tanh",), ("conv", 4, 8),
+               ("tanh",), ("conv", "classes", 1))
+
+
+@pytest.mark.parametrize("layers,n_instances,extra",
+                         [(RCNN2_SMALL, 3, (3, 10)), (RCNN2_SMALL, 2, (0, 5)),
+                          (TINY, 3, (1, 0))])
+def test_instance_targets_are_the_centres_of_each_instances_patches(
+        layers, n_instances, extra):
+    """Output (i, j) of instance q in one pass equals the q-instance
+    evaluation of the patch centred on the pixel its target names (each
+    frame pixel carries its own index as label, so the target says which
+    pixel it is)."""
+    net = RecurrentNetwork.initialise(layers, 3, np.random.RandomState(3),
+                                      dtype=np.float64)
+    stride = 2 ** n_instances
+    side = patch_size(layers, n_instances) + stride * 2
+    height, width = side + extra[0], side + extra[1]
+    rgb = np.random.default_rng(4).standard_normal((2, 3, height, width))
+    frames = np.arange(2 * height * width).reshape(2, height, width)
+    with no_grad():
+        outputs = [o.data for o in net.forward(rgb, n_instances,
+                                               return_all=True)]
+    targets = instance_targets(frames, layers, n_instances)
+    assert len(targets) == n_instances
+    rng = np.random.default_rng(5)
+    for q, (scores, target) in enumerate(zip(outputs, targets), start=1):
+        assert target.shape == (2,) + scores.shape[2:]
+        q_side = patch_size(layers, q)
+        centre = (q_side - 1) // 2
+        corners = [(0, 0), (target.shape[1] - 1, target.shape[2] - 1)]
+        picks = corners + [tuple(rng.integers(target.shape[1:]))
+                           for _ in range(3)]
+        for n in range(2):
+            for i, j in picks:
+                image, pixel = divmod(int(target[n, i, j]), height * width)
+                row, col = divmod(pixel, width)
+                assert image == n
+                patch = rgb[n:n + 1, :, row - centre:row - centre + q_side,
+                            col - centre:col - centre + q_side]
+                assert patch.shape[2:] == (q_side, q_side)
+                with no_grad():
+                    single = net.forward(patch, q).data
+                np.testing.assert_allclose(scores[n, :, i, j],
+                                           single[0, :, 0, 0], atol=1e-12)
+
+
+def test_instance_targets_reject_frames_too_small():
+    with pytest.raises(ValueError, match=r"label frames of shape \(1, 40, "
+                       r"40\) are too small for 3 instances"):
+        instance_targets(np.zeros((1, 40, 40), dtype=int), RCNN2_SMALL, 3)
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_label_frames_match_the_targets_and_draws(flip):
+    """Asking for label frames changes neither the random draws nor the
+    inputs, and the frames give back the last instance's targets."""
+    images = _image_set(seed=6, shapes=((30, 41), (37, 25)))
+    side, stride = patch_size(RCNN2_SMALL, 2), 4
+    runs = {}
+    for frames in (False, True):
+        rng = np.random.RandomState(7)
+        crops, out = sample_crops(images, 6, side, stride, 3, rng,
+                                  np.float64, flip=flip, frames=frames)
+        dense = dense_example(images, 1, side, stride, rng, np.float64,
+                              flip=flip, frames=frames)
+        runs[frames] = (crops, out, dense, rng.rand())
+    crops, targets, (rgb, dense_targets), after = runs[False]
+    crops_f, frames, (rgb_f, dense_frames), after_f = runs[True]
+    assert after == after_f
+    np.testing.assert_array_equal(crops, crops_f)
+    np.testing.assert_array_equal(rgb, rgb_f)
+    assert frames.shape == (6,) + crops.shape[2:]
+    assert dense_frames.shape == (1,) + rgb.shape[2:]
+    np.testing.assert_array_equal(
+        instance_targets(frames, RCNN2_SMALL, 2)[-1], targets)
+    np.testing.assert_array_equal(
+        instance_targets(dense_frames, RCNN2_SMALL, 2)[-1], dense_targets)
+    # Every label of the image shows up in its frame: only padding is -1.
+    labels = images.targets[1]
+    assert (dense_frames >= 0).sum() == (labels >= 0).sum()
+
+
+def test_centre_frames_give_each_instance_the_patch_target():
+    targets = np.array([2, 0, 1])
+    side = patch_size(RCNN2_SMALL, 3)
+    frames = centre_frames(targets, side)
+    for per_instance in instance_targets(frames, RCNN2_SMALL, 3):
+        known = per_instance >= 0
+        assert known.sum(axis=(1, 2)).tolist() == [1, 1, 1]
+        np.testing.assert_array_equal(per_instance[known], targets)
+        middle = (per_instance.shape[1] - 1) // 2
+        np.testing.assert_array_equal(per_instance[:, middle, middle],
+                                      targets)
+
+
+def test_every_instance_loss_is_the_mean_of_separate_instance_losses():
+    """The loss and gradient over every instance equal those of separate
+    passes with 1, 2 and 3 instances on the same input, each scored on its
+    own outputs' targets, averaged (groups weighted by last-instance
+    targets)."""
+    net = RecurrentNetwork.initialise(RCNN2_SMALL, 3,
+                                      np.random.RandomState(8),
+                                      dtype=np.float64)
+    rng = np.random.default_rng(9)
+    side = patch_size(RCNN2_SMALL, 3) + 8
+    groups = [(3, rng.standard_normal((2, 3, side, side + 8)),
+               rng.integers(-1, 3, (2, side, side + 8))),
+              (2, rng.standard_normal((1, 3, 80, 75)),
+               rng.integers(-1, 3, (1, 80, 75)))]
+    loss, count = accumulate_loss(net, groups, np, every_instance=True)
+    grads = [p.grad.copy() for p in net.params]
+
+    expected_loss = 0.0
+    expected_grads = [np.zeros_like(g) for g in grads]
+    per_group = [instance_targets(frames, RCNN2_SMALL, p)
+                 for p, _, frames in groups]
+    counts = [int((t[-1] >= 0).sum()) for t in per_group]
+    assert count == sum(counts)
+    for (p, rgb, _), targets, n in zip(groups, per_group, counts):
+        for q in range(1, p + 1):
+            single = [(q, rgb, targets[q - 1])]
+            for param in net.params:
+                param.zero_grad()
+            part, _ = accumulate_loss(net, single, np)
+            share = n / sum(counts) / p
+            expected_loss += share * float(part)
+            for e, param in zip(expected_grads, net.params):
+                e += share * param.grad
+    assert float(loss) == pytest.approx(expected_loss, rel=1e-12)
+    for g, e in zip(grads, expected_grads):
+        np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-14)
