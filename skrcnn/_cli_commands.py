@@ -171,6 +171,7 @@ def estimator_params(args):
     params = {"architecture": args.architecture,
               "n_instances": args.instances,
               "instance_schedule": args.schedule,
+              "instance_loss": args.instance_loss,
               "sampling": args.sampling, "solver": args.solver,
               "crop_size": args.crop_size if args.crop_size > 0 else None,
               "learning_rate": args.learning_rate,

@@ -31,6 +31,7 @@ from ._cli_io import InputError
 
 _CHOICES = {"architecture": ("rcnn2", "rcnn1", "plain"),
             "schedule": ("staged", "random", "fixed"),
+            "instance_loss": ("last", "all"),
             "sampling": ("dense", "patch"), "solver": ("adam", "sgd"),
             "device": ("auto", "cpu", "gpu"),
             "inference": ("dense", "shift")}
@@ -223,6 +224,10 @@ def build_parser():
                        default=defaults["instance_schedule"],
                        help="instances used in training (default: "
                        "%(default)s)")
+    model.add_argument("--instance-loss", choices=_CHOICES["instance_loss"],
+                       default=defaults["instance_loss"],
+                       help="train the last instance's scores or every "
+                       "instance's (default: %(default)s)")
     model.add_argument("--sampling", choices=_CHOICES["sampling"],
                        default=defaults["sampling"],
                        help="dense (crops or whole images through the "

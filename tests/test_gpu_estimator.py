@@ -35,7 +35,8 @@ def _fit(device, **params):
 
 @pytest.mark.parametrize("params", [dict(), dict(sampling="patch",
                                                  patches_per_epoch=64),
-                                    dict(inference="shift")])
+                                    dict(inference="shift"),
+                                    dict(instance_loss="all")])
 def test_same_seed_same_model_on_cpu_and_gpu(params):
     cpu, X = _fit("cpu", **params)
     gpu, _ = _fit("gpu", **params)
