@@ -676,10 +676,10 @@ class RecurrentCNNSegmenter(BaseEstimator):
     def __setstate__(self, state):
         # Models saved before a parameter existed load with its default,
         # which is the behaviour they were trained with.
-        self.__dict__.update({name: parameter.default for name, parameter
-                              in inspect.signature(type(self)).parameters
-                              .items() if name not in state})
-        self.__dict__.update(state)
+        defaults = {name: parameter.default for name, parameter
+                    in inspect.signature(type(self)).parameters.items()
+                    if name not in state}
+        super().__setstate__({**defaults, **state})
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
