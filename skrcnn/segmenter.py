@@ -87,6 +87,9 @@ class RecurrentCNNSegmenter(BaseEstimator):
         step.
     solver : {"adam", "sgd"}, default="adam"
     learning_rate : float, default=1e-3
+        Adam's (or SGD's) step size. For rcnn2 trained for half an hour or
+        more on Stanford Background, 3e-4 measured better (74.0% against
+        72.1% pixel accuracy after 30 minutes, README).
     momentum : float, default=0.9
         Momentum of ``solver="sgd"``.
     batch_size : int, default=16
