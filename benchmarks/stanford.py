@@ -26,6 +26,9 @@ and reported as one curve.
 Usage::
 
     python benchmarks/stanford.py --canonical --train-minutes 30
+    # rcnn2 alone, with the best options measured so far (README):
+    python benchmarks/stanford.py --canonical --no-plain --train-minutes 30 \
+        --horizontal-flip --learning-rate 3e-4
     python benchmarks/stanford.py --folds 5 --train-minutes 60   # full protocol
     python benchmarks/stanford.py --canonical --no-plain --train-minutes 100 \
         --save-model rcnn2.joblib
