@@ -316,11 +316,12 @@ def report(args, rows, references, dataset, start, curves=()):
                  f"{100 * args.decay_last:.0f}% of each stage")
     else:
         decay = ", constant learning rate"
+    every_instance = (", loss on every instance"
+                      if args.instance_loss == "all" else "")
     title = (f"{dataset}, {args.train_minutes} min per model, "
              f"{args.sampling} sampling (crops {args.crop_size})"
              f"{', horizontal flips' if args.horizontal_flip else ''}"
-             f"{', loss on every instance' if args.instance_loss == 'all' else ''}"
-             f"{decay}, "
+             f"{every_instance}{decay}, "
              f"device {args.device}")
     if getattr(args, "resume", None):
         title += f", resuming {args.resume}"

@@ -110,9 +110,9 @@ def sample_crops(image_set, n_crops, side, stride, outputs, random_state,
                                                    size=n_crops)]
     extent = side + stride * (outputs - 1)
     crops = np.zeros((n_crops, 3, extent, extent), dtype=dtype)
-    targets = np.full((n_crops, outputs, outputs), -1, dtype=np.int64)
-    label_frames = (np.full((n_crops, extent, extent), -1, dtype=np.int64)
-                    if frames else None)
+    # Label frames replace the targets (see the Returns section).
+    targets = np.full((n_crops, extent, extent) if frames
+                      else (n_crops, outputs, outputs), -1, dtype=np.int64)
     before = (side - 1) // 2
     for k, index in enumerate(images):
         row, col = _random_labelled_pixel(image_set, index, random_state)
@@ -123,23 +123,37 @@ def sample_crops(image_set, n_crops, side, stride, outputs, random_state,
             labels = labels[:, ::-1]
             col = labels.shape[1] - 1 - col
         top, left = row - stride * a, col - stride * b  # output (0, 0)
+        _cut(image_set, index, top - before, left - before, crops[k],
+             mirror)
+        if frames:
+            _cut_labels(labels, top - before, left - before, targets[k])
+            continue
         rows = top + stride * np.arange(outputs)
         cols = left + stride * np.arange(outputs)
         inside_r = (rows >= 0) & (rows < labels.shape[0])
         inside_c = (cols >= 0) & (cols < labels.shape[1])
         targets[k][np.ix_(inside_r, inside_c)] = labels[
             np.ix_(rows[inside_r], cols[inside_c])]
-        _cut(image_set, index, top - before, left - before, crops[k],
-             mirror)
-        if frames:
-            _cut_labels(labels, top - before, left - before, label_frames[k])
-    return crops, (label_frames if frames else targets)
+    return crops, targets
 
 
 def _random_labelled_pixel(image_set, index, random_state):
     labelled = image_set.labelled[index]
     flat = labelled[random_state.randint(labelled.size)]
     return divmod(int(flat), image_set.images[index].shape[1])
+
+
+def _overlap(top, left, window_shape, image_shape):
+    """Where a window with top-left corner ``(top, left)`` in image
+    coordinates meets the image: ``(image_rows, image_cols),
+    (window_rows, window_cols)`` slices, or None if they don't meet."""
+    r0, c0 = max(top, 0), max(left, 0)
+    r1 = min(top + window_shape[0], image_shape[0])
+    c1 = min(left + window_shape[1], image_shape[1])
+    if r0 >= r1 or c0 >= c1:
+        return None
+    return ((slice(r0, r1), slice(c0, c1)),
+            (slice(r0 - top, r1 - top), slice(c0 - left, c1 - left)))
 
 
 def _cut(image_set, index, top, left, out, mirror=False):
@@ -149,26 +163,22 @@ def _cut(image_set, index, top, left, out, mirror=False):
     image = image_set.images[index]
     if mirror:
         image = image[:, ::-1]
-    height, width = image.shape[:2]
-    side_h, side_w = out.shape[1:]
-    r0, c0 = max(top, 0), max(left, 0)
-    r1, c1 = min(top + side_h, height), min(left + side_w, width)
-    if r0 >= r1 or c0 >= c1:
+    overlap = _overlap(top, left, out.shape[1:], image.shape[:2])
+    if overlap is None:
         return
-    window = np.asarray(image[r0:r1, c0:c1], dtype=np.float64)
+    (rows, cols), (out_rows, out_cols) = overlap
+    window = np.asarray(image[rows, cols], dtype=np.float64)
     window = (window - image_set.means[index]) * image_set.scales[index]
-    out[:, r0 - top:r1 - top, c0 - left:c1 - left] = window.transpose(2, 0, 1)
+    out[:, out_rows, out_cols] = window.transpose(2, 0, 1)
 
 
 def _cut_labels(labels, top, left, out):
     """``labels`` (already mirrored if need be) whose top-left corner is
     ``(top, left)`` into ``out`` (h, w); outside the image stays as is."""
-    height, width = labels.shape
-    r0, c0 = max(top, 0), max(left, 0)
-    r1 = min(top + out.shape[0], height)
-    c1 = min(left + out.shape[1], width)
-    if r0 < r1 and c0 < c1:
-        out[r0 - top:r1 - top, c0 - left:c1 - left] = labels[r0:r1, c0:c1]
+    overlap = _overlap(top, left, out.shape, labels.shape)
+    if overlap is not None:
+        (rows, cols), (out_rows, out_cols) = overlap
+        out[out_rows, out_cols] = labels[rows, cols]
 
 
 def centre_frames(targets, side):
@@ -259,16 +269,15 @@ def dense_example(image_set, index, side, stride, random_state,
     before = (side - 1) // 2
     rgb = np.zeros((1, 3, side + stride * (rows - 1),
                     side + stride * (cols - 1)), dtype=dtype)
-    # Image pixel (y, x) sits at (y + before - dy, x + before - dx) in rgb;
-    # clip where the shift reaches past the padding.
-    top, left = before - dy, before - dx
-    src = image[:, max(-top, 0):, max(-left, 0):]
-    top, left = max(top, 0), max(left, 0)
-    src = src[:, :rgb.shape[2] - top, :rgb.shape[3] - left]
-    rgb[0, :, top:top + src.shape[1], left:left + src.shape[2]] = src
+    # Image pixel (y, x) sits at (y + before - dy, x + before - dx) in rgb,
+    # i.e. rgb is the window whose top-left corner is (dy - before, ...).
+    top, left = dy - before, dx - before
+    (rows, cols), (out_rows, out_cols) = _overlap(top, left, rgb.shape[2:],
+                                                  (height, width))
+    rgb[0, :, out_rows, out_cols] = image[:, rows, cols]
     if frames:
         label_frame = np.full(rgb.shape[2:], -1, dtype=np.int64)
-        _cut_labels(labels, dy - before, dx - before, label_frame)
+        _cut_labels(labels, top, left, label_frame)
         return rgb, label_frame[None]
     return rgb, np.ascontiguousarray(targets)[None]
 
