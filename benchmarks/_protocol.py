@@ -139,6 +139,24 @@ def training_params(args):
                 patches_per_epoch=args.patches_per_epoch, device=args.device)
 
 
+def class_weights(args, y, classes):
+    """``--class-weight`` as the estimator's ``class_weight``: a dict from
+    the fold's training labels (the benchmark trains with ``partial_fit``,
+    which takes no ``"balanced"``). ``sqrt`` softens the balanced weights
+    to their square roots."""
+    if args.class_weight == "none":
+        return None
+    counts = np.zeros(len(classes))
+    for labels in y:
+        known = labels[labels >= 0]
+        counts += np.bincount(np.searchsorted(classes, known),
+                              minlength=len(classes))
+    weights = counts.sum() / (len(classes) * np.maximum(counts, 1))
+    if args.class_weight == "sqrt":
+        weights = np.sqrt(weights)
+    return {int(c): float(w) for c, w in zip(classes, weights)}
+
+
 def make_model(architecture, n_instances, args, hidden_sizes=None):
     """The benchmark's estimator: Adam, dense sampling unless asked."""
     return RecurrentCNNSegmenter(
@@ -167,10 +185,13 @@ def rows_for_fold(fold, X_train, y_train, X_test, y_test, n_classes, args,
     budget = args.train_minutes * 60
     decay = {"decay_last": args.decay_last, "decay_factor": args.decay_factor,
              "lr_schedule": args.lr_schedule}
+    weights = class_weights(args, y_train, classes)
     if resumed is not None:
         rcnn2, previous_s, previous_points = resumed
     else:
         rcnn2 = None if args.no_rcnn2 else make_model("rcnn2", 2, args)
+    if rcnn2 is not None:
+        rcnn2.set_params(class_weight=weights)
     curve = Curve(rcnn2, X_test, y_test, classes, args.curve_minutes, log)
 
     def train_rcnn2(seconds, earlier_s):
@@ -196,6 +217,7 @@ def rows_for_fold(fold, X_train, y_train, X_test, y_test, n_classes, args,
         train_rcnn2(budget / 2, spent)
     if not args.no_plain:
         plain = make_model("plain", 1, args, hidden_sizes=plain_hidden)
+        plain.set_params(class_weight=weights)
         spent = train_for(plain, X_train, y_train, budget, classes, log,
                           "plain", **decay)
         rows.append({"fold": fold, "model": "plain",
@@ -270,6 +292,11 @@ def add_training_arguments(parser):
                         choices=("last", "all"),
                         help="train the last instance's scores (the paper) "
                              "or every instance's")
+    parser.add_argument("--class-weight", default="none",
+                        choices=("none", "balanced", "sqrt"),
+                        help="weigh the loss per class: balanced = inverse "
+                             "pixel frequency in the fold's training labels, "
+                             "sqrt = its square root (the paper: none)")
     parser.add_argument("--horizontal-flip", action="store_true",
                         help="train on left-right mirrored crops half the "
                              "time")
@@ -316,12 +343,14 @@ def report(args, rows, references, dataset, start, curves=()):
                  f"{100 * args.decay_last:.0f}% of each stage")
     else:
         decay = ", constant learning rate"
-    every_instance = (", loss on every instance"
-                      if args.instance_loss == "all" else "")
+    options = (", loss on every instance"
+               if args.instance_loss == "all" else "")
+    if args.class_weight != "none":
+        options += f", {args.class_weight} class weights"
     title = (f"{dataset}, {args.train_minutes} min per model, "
              f"{args.sampling} sampling (crops {args.crop_size})"
              f"{', horizontal flips' if args.horizontal_flip else ''}"
-             f"{every_instance}{decay}, "
+             f"{options}{decay}, "
              f"device {args.device}")
     if getattr(args, "resume", None):
         title += f", resuming {args.resume}"

@@ -172,6 +172,8 @@ def estimator_params(args):
               "n_instances": args.instances,
               "instance_schedule": args.schedule,
               "instance_loss": args.instance_loss,
+              "class_weight": (None if args.class_weight == "none"
+                               else args.class_weight),
               "sampling": args.sampling, "solver": args.solver,
               "crop_size": args.crop_size if args.crop_size > 0 else None,
               "learning_rate": args.learning_rate,

@@ -165,3 +165,69 @@ def check_choice(name, value, choices):
         raise ValueError(f"{name} must be one of {list(choices)}, got "
                          f"{value!r}")
     return value
+
+
+def check_class_weight_spec(class_weight):
+    """Check the form of ``class_weight``: None, "balanced" or a dict."""
+    if class_weight is None or isinstance(class_weight, dict):
+        return class_weight
+    if isinstance(class_weight, str) and class_weight == "balanced":
+        return class_weight
+    raise ValueError(f"class_weight must be None, 'balanced' or a dict "
+                     f"{{label: weight}}, got {class_weight!r}")
+
+
+def resolve_class_weight(class_weight, classes, targets):
+    """The loss weight of each class that ``class_weight`` asks for.
+
+    Parameters
+    ----------
+    class_weight : None, "balanced" or dict
+        ``"balanced"``: ``n_pixels / (n_classes * pixels_of_class)`` over
+        the labelled pixels of ``targets`` (scikit-learn's formula, per
+        pixel). A dict maps labels to weights; labels it leaves out weigh 1.
+    classes : ndarray of shape (n_classes,)
+        The sorted labels (``classes_``).
+    targets : list of ndarray
+        Label maps as class indices (-1 where unknown).
+
+    Returns
+    -------
+    ndarray of shape (n_classes,) or None
+        None for ``class_weight=None`` (every pixel weighs the same).
+
+    Raises
+    ------
+    ValueError
+        Naming the label and the problem: a dict label that is not a class,
+        a weight that is negative or not finite, all weights 0, or a class
+        with no labelled pixel to balance.
+    """
+    check_class_weight_spec(class_weight)
+    if class_weight is None:
+        return None
+    if isinstance(class_weight, str):
+        counts = np.zeros(len(classes))
+        for labels in targets:
+            counts += np.bincount(labels[labels >= 0], minlength=len(classes))
+        absent = classes[counts == 0]
+        if absent.size:
+            raise ValueError(
+                f"class_weight='balanced': classes {absent.tolist()} have no "
+                "labelled pixel in y, so their weight is undefined; pass a "
+                "dict of weights instead")
+        return counts.sum() / (len(classes) * counts)
+    weights = np.ones(len(classes))
+    for label, value in class_weight.items():
+        known = (isinstance(label, numbers.Integral)
+                 and not isinstance(label, bool) and label in classes)
+        if not known:
+            raise ValueError(f"class_weight has a weight for label "
+                             f"{label!r}, which is not one of the classes "
+                             f"{classes.tolist()}")
+        check_real(f"class_weight[{label!r}]", value, 0)
+        weights[np.searchsorted(classes, label)] = value
+    if not (weights > 0).any():
+        raise ValueError("class_weight gives every class weight 0: no pixel "
+                         "would be trained on")
+    return weights

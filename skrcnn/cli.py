@@ -32,6 +32,7 @@ from ._cli_io import InputError
 _CHOICES = {"architecture": ("rcnn2", "rcnn1", "plain"),
             "schedule": ("staged", "random", "fixed"),
             "instance_loss": ("last", "all"),
+            "class_weight": ("none", "balanced"),
             "sampling": ("dense", "patch"), "solver": ("adam", "sgd"),
             "device": ("auto", "cpu", "gpu"),
             "inference": ("dense", "shift")}
@@ -228,6 +229,12 @@ def build_parser():
                        default=defaults["instance_loss"],
                        help="train the last instance's scores or every "
                        "instance's (default: %(default)s)")
+    model.add_argument("--class-weight", choices=_CHOICES["class_weight"],
+                       default="none",
+                       help="balanced: weigh each class's pixels by the "
+                       "inverse of its frequency in the training labels, "
+                       "for average per-class accuracy (default: "
+                       "%(default)s)")
     model.add_argument("--sampling", choices=_CHOICES["sampling"],
                        default=defaults["sampling"],
                        help="dense (crops or whole images through the "

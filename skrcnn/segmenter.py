@@ -14,8 +14,9 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils import check_random_state
 
 from ._allocator import retain_freed_memory
-from ._validation import (check_bool, check_choice, check_images,
-                          check_label_maps, check_positive_int, check_real)
+from ._validation import (check_bool, check_choice, check_class_weight_spec,
+                          check_images, check_label_maps, check_positive_int,
+                          check_real, resolve_class_weight)
 from .architecture import CLASSES, instance_stride, patch_size, resolve_layers
 from .backend import array_module, gpu_available, resolve_device, to_numpy
 from .inference import INFERENCE_METHODS, image_scores, softmax, upsample
@@ -73,6 +74,17 @@ class RecurrentCNNSegmenter(BaseEstimator):
         network work). Every instance then labels the scene on its own
         and the next one corrects it, as the paper's rCNN1 training
         intends, in one pass.
+    class_weight : None, "balanced" or dict, default=None
+        Weights of the classes in the training loss (a weighted mean over
+        labelled pixels). None (the paper): every pixel counts the same,
+        which favours pixel accuracy. ``"balanced"``: each class weighs
+        ``n_pixels / (n_classes * its_pixels)`` over the labelled pixels of
+        ``y`` given to ``fit``, trading pixel accuracy for average
+        per-class accuracy (rare classes are learnt). A dict ``{label:
+        weight}`` sets chosen weights (others 1); ``partial_fit`` takes
+        only None or a dict, since balanced weights would change with
+        every call's images. The validation score of early stopping is
+        pixel accuracy either way.
     sampling : {"dense", "patch"}, default="dense"
         ``"patch"`` is the paper's training on patches around random
         labelled pixels; ``"dense"`` sends whole images through the strided
@@ -137,6 +149,9 @@ class RecurrentCNNSegmenter(BaseEstimator):
     classes_ : ndarray of shape (n_classes,)
         Sorted non-negative labels seen in training.
     n_classes_ : int
+    class_weight_ : ndarray of shape (n_classes,) or None
+        The loss weight of each class in ``classes_`` used by the last
+        ``fit`` or ``partial_fit`` (None without ``class_weight``).
     layers_ : tuple
         The instance network's layer specs.
     patch_size_ : int
@@ -167,7 +182,7 @@ class RecurrentCNNSegmenter(BaseEstimator):
 
     def __init__(self, architecture="rcnn2", hidden_sizes=None, n_instances=3,
                  instance_schedule="staged", instance_loss="last",
-                 sampling="dense", crop_size=8,
+                 class_weight=None, sampling="dense", crop_size=8,
                  solver="adam", learning_rate=1e-3, momentum=0.9,
                  batch_size=16, patches_per_epoch=4096, max_iter=10,
                  horizontal_flip=False, output_resolution=1.0,
@@ -180,6 +195,7 @@ class RecurrentCNNSegmenter(BaseEstimator):
         self.n_instances = n_instances
         self.instance_schedule = instance_schedule
         self.instance_loss = instance_loss
+        self.class_weight = class_weight
         self.sampling = sampling
         self.crop_size = crop_size
         self.solver = solver
@@ -227,6 +243,7 @@ class RecurrentCNNSegmenter(BaseEstimator):
         check_positive_int("n_instances", self.n_instances)
         check_choice("instance_schedule", self.instance_schedule, SCHEDULES)
         check_choice("instance_loss", self.instance_loss, INSTANCE_LOSSES)
+        check_class_weight_spec(self.class_weight)
         check_choice("sampling", self.sampling, SAMPLINGS)
         if self.crop_size is not None:
             check_positive_int("crop_size", self.crop_size)
@@ -274,7 +291,9 @@ class RecurrentCNNSegmenter(BaseEstimator):
         layers = self._check_params()
         reset = not (self.warm_start and hasattr(self, "coefs_"))
         images, targets, classes = self._validate_data(X, y, layers, reset)
-        state = self._start(layers, classes, reset)
+        class_weight = resolve_class_weight(self.class_weight, classes,
+                                            targets)
+        state = self._start(layers, classes, reset, class_weight)
         train, validation = self._split(images, targets, state)
         with retain_freed_memory():
             self._run(state, train, validation, self.max_iter)
@@ -296,6 +315,13 @@ class RecurrentCNNSegmenter(BaseEstimator):
         self
         """
         layers = self._check_params()
+        if isinstance(self.class_weight, str):
+            raise ValueError(
+                "class_weight='balanced' is not supported by partial_fit: "
+                "the weights would change with every call's images. Pass a "
+                "dict instead, e.g. from sklearn.utils.class_weight."
+                "compute_class_weight('balanced', classes=..., y=...) on the "
+                "labelled pixels of the whole training set")
         first = not hasattr(self, "coefs_")
         if classes is not None:
             classes = np.asarray(classes)
@@ -311,7 +337,9 @@ class RecurrentCNNSegmenter(BaseEstimator):
                                  f"{self.classes_.tolist()}")
         images, targets, classes = self._validate_data(
             X, y, layers, first, classes if first else self.classes_)
-        state = self._start(layers, classes, first)
+        class_weight = resolve_class_weight(self.class_weight, classes,
+                                            targets)
+        state = self._start(layers, classes, first, class_weight)
         with retain_freed_memory():
             self._run(state, ImageSet(images, targets), None, 1)
         return self
@@ -343,7 +371,7 @@ class RecurrentCNNSegmenter(BaseEstimator):
             targets.append(mapped)
         return images, targets, classes
 
-    def _start(self, layers, classes, reset):
+    def _start(self, layers, classes, reset, class_weight):
         """Training state: a private copy of everything a run changes, so a
         failed call leaves the fitted model as it was."""
         device = resolve_device(self.device)
@@ -375,7 +403,7 @@ class RecurrentCNNSegmenter(BaseEstimator):
             # state may be read-only (joblib.load(mmap_mode="r")).
             solver.state = _map_arrays(solver_state[1], xp.array)
         return _State(device, xp, network, solver, random_state, history,
-                      classes)
+                      classes, class_weight)
 
     def _split(self, images, targets, state):
         if not self.early_stopping:
@@ -505,7 +533,8 @@ class RecurrentCNNSegmenter(BaseEstimator):
                               for p, rgb, t in groups]
             zero_grads(network.params)
             loss, count = accumulate_loss(network, groups, xp,
-                                          every_instance=frames)
+                                          every_instance=frames,
+                                          class_weight=state.class_weight)
             if loss is None:
                 continue
             state.solver.step(network.params)
@@ -513,8 +542,10 @@ class RecurrentCNNSegmenter(BaseEstimator):
             part = loss * count
             loss_sum = part if loss_sum is None else loss_sum + part
             weight_sum += count
+        if loss_sum is None:  # every target had class weight 0
+            return float("nan")
         # One device-to-host transfer per epoch, for the progress figure.
-        return float(to_numpy(loss_sum)) / max(weight_sum, 1)
+        return float(to_numpy(loss_sum)) / weight_sum
 
     def _validation_score(self, state, validation):
         network, xp = state.network, state.xp
@@ -538,6 +569,7 @@ class RecurrentCNNSegmenter(BaseEstimator):
         history = state.history
         self.classes_ = state.classes
         self.n_classes_ = len(state.classes)
+        self.class_weight_ = state.class_weight
         self.layers_ = state.network.layers
         self.patch_size_ = patch_size(self.layers_, self.n_instances)
         self.coefs_ = params[0::2]
@@ -744,7 +776,7 @@ class _History:
 
 class _State:
     def __init__(self, device, xp, network, solver, random_state, history,
-                 classes):
+                 classes, class_weight):
         self.device = device
         self.xp = xp
         self.network = network
@@ -752,3 +784,4 @@ class _State:
         self.random_state = random_state
         self.history = history
         self.classes = classes
+        self.class_weight = class_weight

@@ -282,7 +282,8 @@ def dense_example(image_set, index, side, stride, random_state,
     return rgb, np.ascontiguousarray(targets)[None]
 
 
-def accumulate_loss(network, groups, xp, every_instance=False):
+def accumulate_loss(network, groups, xp, every_instance=False,
+                    class_weight=None):
     """Forward and backward over example groups that share the weights.
 
     Parameters
@@ -295,16 +296,21 @@ def accumulate_loss(network, groups, xp, every_instance=False):
         group's loss is the mean over its instances of their mean losses,
         so the earlier instances learn to label on their own and the later
         ones to correct them (the paper's rCNN1 idea, in one pass).
+    class_weight : ndarray of shape (n_classes,), optional
+        A weight per class index: each target's loss counts that many
+        times, and means become weighted means ``sum(w * nll) / sum(w)``.
 
     Returns
     -------
     loss : array of shape () or None
         The mean loss over every labelled target of every group (each
-        group's mean weighted by its count of labelled targets of the last
-        instance); gradients of that mean are accumulated in the
-        parameters' ``.grad``. None when no group has a labelled target.
-    count : int
-        That count of labelled last-instance targets, over all groups.
+        group's mean weighted by the total weight of its labelled targets
+        of the last instance: their count without ``class_weight``);
+        gradients of that mean are accumulated in the parameters'
+        ``.grad``. None when no group has a labelled target.
+    count : float
+        That total weight of labelled last-instance targets, over all
+        groups.
     """
     prepared = []
     for n_instances, rgb, targets in groups:
@@ -316,24 +322,34 @@ def accumulate_loss(network, groups, xp, every_instance=False):
         else:
             per_instance = [targets]
         prepared.append((n_instances, rgb, per_instance))
-    counts = [int((per_instance[-1] >= 0).sum())
+    counts = [_target_weight(per_instance[-1], class_weight)
               for _, _, per_instance in prepared]
-    total = max(sum(counts), 1)
-    loss_sum = None
+    total = sum(counts) or 1
+    loss_sum, weight = None, None
     for (n_instances, rgb, per_instance), count in zip(prepared, counts):
         if count == 0:
             continue
         outputs = network.forward(xp.asarray(rgb), n_instances,
                                   return_all=True)[-len(per_instance):]
-        losses = [softmax_cross_entropy(scores, xp.asarray(targets))
+        if class_weight is not None and weight is None:
+            weight = xp.asarray(class_weight, dtype=outputs[0].dtype)
+        losses = [softmax_cross_entropy(scores, xp.asarray(targets), weight)
                   for scores, targets in zip(outputs, per_instance)]
         loss = losses[0] if len(losses) == 1 else weighted_sum(
             losses, [1.0 / len(losses)] * len(losses))
-        weight = count / total
-        loss.backward(xp.asarray(weight, dtype=loss.dtype))
-        part = loss.data * weight
+        share = count / total
+        loss.backward(xp.asarray(share, dtype=loss.dtype))
+        part = loss.data * share
         loss_sum = part if loss_sum is None else loss_sum + part
     return loss_sum, sum(counts)
+
+
+def _target_weight(targets, class_weight):
+    """Number of labelled targets, or their total class weight."""
+    known = targets[targets >= 0]
+    if class_weight is None:
+        return int(known.size)
+    return float(np.asarray(class_weight)[known].sum())
 
 
 class SGD:

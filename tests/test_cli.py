@@ -96,7 +96,7 @@ def test_train_prints_epochs_and_saves_a_model_with_class_names(
     model = bundle["model"]
     assert isinstance(model, RecurrentCNNSegmenter)
     assert model.n_iter_ == 2 and model.hidden_sizes == (4, 8)
-    assert model.instance_loss == "last"
+    assert model.instance_loss == "last" and model.class_weight is None
     assert model.verbose == 0  # the saved model predicts silently
 
 
@@ -105,11 +105,14 @@ def test_train_options_reach_the_estimator(tmp_path, capsys):
     code, out, err = run(capsys, "train", "--dataset", "scenes",
                          "--n-images", "4", "--epochs", "1", "-q",
                          "--instance-loss", "all", "--schedule", "random",
-                         "--horizontal-flip", "-o", path, *TINY)
+                         "--horizontal-flip", "--class-weight", "balanced",
+                         "-o", path, *TINY)
     assert code == 0, err
     model = joblib.load(path)["model"]
     assert (model.instance_loss, model.instance_schedule,
-            model.horizontal_flip) == ("all", "random", True)
+            model.horizontal_flip, model.class_weight) == (
+        "all", "random", True, "balanced")
+    assert model.class_weight_.shape == (model.n_classes_,)
 
 
 def test_train_quiet_prints_nothing(tmp_path, capsys):

@@ -79,6 +79,16 @@ def test_bad_training_input_is_named(change, message, no_training):
     (dict(horizontal_flip="yes"), "horizontal_flip must be True or False"),
     (dict(early_stopping=1), "early_stopping must be True or False"),
     (dict(warm_start="no"), "warm_start must be True or False"),
+    (dict(class_weight="auto"),
+     "class_weight must be None, 'balanced' or a dict"),
+    (dict(class_weight=[1.0, 2.0, 3.0]),
+     "class_weight must be None, 'balanced' or a dict"),
+    (dict(class_weight={7: 2.0}),
+     r"weight for label 7, which is not one of the classes \[0, 1, 2\]"),
+    (dict(class_weight={"1": 2.0}), "weight for label '1'"),
+    (dict(class_weight={1: -1.0}), r"class_weight\[1\] must be a real number"),
+    (dict(class_weight={1: float("nan")}), r"class_weight\[1\] must be"),
+    (dict(class_weight={0: 0, 1: 0, 2: 0}), "every class weight 0"),
 ])
 def test_bad_parameters_are_named_at_fit(params, message, no_training):
     model = RecurrentCNNSegmenter(**params)  # __init__ only stores
@@ -116,3 +126,32 @@ def test_bad_prediction_input_is_named():
     model.set_params(output_resolution=2.0)
     with pytest.raises(ValueError, match="output_resolution"):
         model.predict(X)
+
+
+def test_balanced_class_weight_is_refused_by_partial_fit(no_training):
+    X, y = _data()
+    model = _model(class_weight="balanced")
+    with pytest.raises(ValueError, match="'balanced' is not supported by "
+                                         "partial_fit"):
+        model.partial_fit(X, y)
+    assert not hasattr(model, "coefs_")
+
+
+def test_balanced_class_weight_needs_every_class_in_y():
+    """With warm_start the classes are the fitted ones: a class missing
+    from the new labels has no frequency to balance, and the fitted model
+    stays as it was."""
+    X, y = _data()
+    model = _model(random_state=0, warm_start=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(X, y)
+    before = [c.copy() for c in model.coefs_]
+    only_some = [np.where(labels == 2, 0, labels) for labels in y]
+    model.set_params(class_weight="balanced")
+    with pytest.raises(ValueError, match=r"classes \[2\] have no labelled "
+                                         "pixel"):
+        model.fit(X, only_some)
+    for a, b in zip(before, model.coefs_):
+        np.testing.assert_array_equal(a, b)
+    assert model.class_weight_ is None

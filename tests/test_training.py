@@ -140,16 +140,21 @@ def test_dense_example_outputs_score_the_claimed_pixels(n_instances, flip):
     assert (0 < mirrored < 10) if flip else mirrored == 0
 
 
-def test_loss_over_groups_with_different_instance_counts_has_exact_gradient():
+@pytest.mark.parametrize("class_weight", [None, [0.5, 3.0, 1.25],
+                                          [0.0, 2.0, 1.0]])
+def test_loss_over_groups_with_different_instance_counts_has_exact_gradient(
+        class_weight):
     net = RecurrentNetwork.initialise(TINY, 3, np.random.RandomState(1),
                                       dtype=np.float64)
     rng = np.random.default_rng(3)
     groups = [(1, rng.standard_normal((3, 3, 6, 6)), np.array([0, 2, -1])),
-              (2, rng.standard_normal((2, 3, 16, 16)), np.array([1, 1]))]
+              (2, rng.standard_normal((2, 3, 16, 16)), np.array([1, 0]))]
+    weights = np.ones(3) if class_weight is None else np.array(class_weight)
 
     def objective(*params):
-        # Independent composition: the mean NLL over all labelled examples.
-        total, count = 0.0, 0
+        # Independent composition: the (weighted) mean NLL over all
+        # labelled examples.
+        total, count = 0.0, 0.0
         for p, rgb, targets in groups:
             net.params = [Variable(a) for a in params]
             with no_grad():
@@ -157,14 +162,16 @@ def test_loss_over_groups_with_different_instance_counts_has_exact_gradient():
             log_p = scores - np.log(np.exp(scores).sum(1, keepdims=True))
             for k, t in enumerate(targets):
                 if t >= 0:
-                    total -= log_p[k, t]
-                    count += 1
+                    total -= weights[t] * log_p[k, t]
+                    count += weights[t]
         return total / count
 
     params = [p.data.copy() for p in net.params]
     trained = [Variable(a.copy(), requires_grad=True) for a in params]
     net.params = trained
-    loss, _ = accumulate_loss(net, groups, np)
+    weight_arg = None if class_weight is None else np.array(class_weight)
+    loss, count = accumulate_loss(net, groups, np, class_weight=weight_arg)
+    assert count == pytest.approx(weights[[0, 2, 1, 0]].sum())
     assert loss == pytest.approx(objective(*params), rel=1e-12)
     rng_dir = np.random.default_rng(0)
     for k, p in enumerate(trained):
