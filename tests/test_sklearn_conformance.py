@@ -178,8 +178,8 @@ def test_fit_adds_the_documented_attributes(images):
     check_is_fitted(estimator)
     added = {key for key in set(vars(estimator)) - before
              if not key.startswith("_")}
-    assert added == {"classes_", "n_classes_", "layers_", "patch_size_",
-                     "coefs_", "intercepts_", "loss_curve_",
+    assert added == {"classes_", "n_classes_", "class_weight_", "layers_",
+                     "patch_size_", "coefs_", "intercepts_", "loss_curve_",
                      "validation_scores_", "best_validation_score_",
                      "n_iter_", "t_", "n_features_in_"}
 
