@@ -11,6 +11,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from skrcnn import RecurrentCNNSegmenter
+from skrcnn._validation import resolve_class_weight
 from skrcnn.metrics import confusion_matrix, scores_from_confusion
 
 
@@ -146,12 +147,8 @@ def class_weights(args, y, classes):
     to their square roots."""
     if args.class_weight == "none":
         return None
-    counts = np.zeros(len(classes))
-    for labels in y:
-        known = labels[labels >= 0]
-        counts += np.bincount(np.searchsorted(classes, known),
-                              minlength=len(classes))
-    weights = counts.sum() / (len(classes) * np.maximum(counts, 1))
+    # The labels of the benchmark datasets are the class indices 0..K-1.
+    weights = resolve_class_weight("balanced", classes, y)
     if args.class_weight == "sqrt":
         weights = np.sqrt(weights)
     return {int(c): float(w) for c, w in zip(classes, weights)}

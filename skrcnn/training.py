@@ -325,14 +325,14 @@ def accumulate_loss(network, groups, xp, every_instance=False,
     counts = [_target_weight(per_instance[-1], class_weight)
               for _, _, per_instance in prepared]
     total = sum(counts) or 1
-    loss_sum, weight = None, None
+    weight = (None if class_weight is None else xp.asarray(
+        class_weight, dtype=network.params[0].data.dtype))
+    loss_sum = None
     for (n_instances, rgb, per_instance), count in zip(prepared, counts):
         if count == 0:
             continue
         outputs = network.forward(xp.asarray(rgb), n_instances,
                                   return_all=True)[-len(per_instance):]
-        if class_weight is not None and weight is None:
-            weight = xp.asarray(class_weight, dtype=outputs[0].dtype)
         losses = [softmax_cross_entropy(scores, xp.asarray(targets), weight)
                   for scores, targets in zip(outputs, per_instance)]
         loss = losses[0] if len(losses) == 1 else weighted_sum(
