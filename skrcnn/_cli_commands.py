@@ -239,7 +239,8 @@ def _prepare(args):
     model, segmenter, class_names, training = load_model(args.model)
     changes = {name: value for name, value in (
         ("output_resolution", args.resolution), ("inference", args.inference),
-        ("device", args.device)) if value is not None}
+        ("test_time_flip", args.test_time_flip), ("device", args.device))
+        if value is not None}
     segmenter.set_params(verbose=0, **changes)
     try:
         segmenter._check_inference_params()
@@ -344,6 +345,7 @@ def evaluate(args, say):
     report = {"model": os.path.abspath(args.model),
               "data": data.description, "n_images": len(data.images),
               "n_instances": args.instances or segmenter.n_instances,
+              "test_time_flip": segmenter.test_time_flip,
               "pixel_accuracy": scores["pixel_accuracy"],
               "mean_class_accuracy": scores["mean_class_accuracy"],
               "mean_iou": scores["mean_iou"], "classes": rows,
@@ -365,7 +367,9 @@ def evaluate(args, say):
 
 def _print_report(report, out):
     """The scores are the command's result: printed even with -q."""
-    out(f"{report['data']}, {_count(report['n_instances'], 'instance')}:")
+    mirrored = ", averaged with the mirror" if report["test_time_flip"] else ""
+    out(f"{report['data']}, {_count(report['n_instances'], 'instance')}"
+        f"{mirrored}:")
     out(f"  pixel accuracy          {report['pixel_accuracy']:.4f}")
     out(f"  average class accuracy  {report['mean_class_accuracy']:.4f}")
     out(f"  mean IoU                {report['mean_iou']:.4f}")

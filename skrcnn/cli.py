@@ -168,6 +168,10 @@ def _inference_options(command):
     command.add_argument("--inference", choices=_CHOICES["inference"],
                          help="dense pass or shift-and-stitch (same "
                          "result)")
+    command.add_argument("--test-time-flip", action="store_true",
+                         default=None,
+                         help="also label each image's mirror and average "
+                         "(twice the time, usually a little more accurate)")
     command.add_argument("--device", choices=_CHOICES["device"])
 
 

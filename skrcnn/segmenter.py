@@ -123,6 +123,11 @@ class RecurrentCNNSegmenter(BaseEstimator):
         ``"shift"`` is the paper's shift-and-stitch (S x S strided passes
         at full resolution); ``"dense"`` gives the same scores in one
         dilated pass.
+    test_time_flip : bool, default=False
+        Also label the left-right mirror of each image and average the two
+        class probability maps (the mirror's flipped back): labellings
+        become exactly mirror-symmetric and usually a little more accurate,
+        for twice the prediction time. The paper: False.
     device : {"auto", "cpu", "gpu"}, default="auto"
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the training images (split by
@@ -186,7 +191,7 @@ class RecurrentCNNSegmenter(BaseEstimator):
                  solver="adam", learning_rate=1e-3, momentum=0.9,
                  batch_size=16, patches_per_epoch=4096, max_iter=10,
                  horizontal_flip=False, output_resolution=1.0,
-                 inference="dense", device="auto", early_stopping=False,
+                 inference="dense", test_time_flip=False, device="auto", early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=5, tol=1e-4,
                  warm_start=False, random_state=None, verbose=0,
                  max_inference_bytes=768 * 2 ** 20):
@@ -207,6 +212,7 @@ class RecurrentCNNSegmenter(BaseEstimator):
         self.horizontal_flip = horizontal_flip
         self.output_resolution = output_resolution
         self.inference = inference
+        self.test_time_flip = test_time_flip
         self.device = device
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
@@ -268,6 +274,7 @@ class RecurrentCNNSegmenter(BaseEstimator):
 
     def _check_inference_params(self):
         check_choice("inference", self.inference, INFERENCE_METHODS)
+        check_bool("test_time_flip", self.test_time_flip)
         check_positive_int("max_inference_bytes", self.max_inference_bytes)
         return _resolution_step(self.output_resolution)
 
@@ -665,14 +672,26 @@ class RecurrentCNNSegmenter(BaseEstimator):
             for image in images:
                 standardized = xp.asarray(standardize_image(image, DTYPE)
                                           .transpose(2, 0, 1))
-                scores, rows, cols = image_scores(
-                    network, xp.ascontiguousarray(standardized), n_instances,
-                    step=step, method=self.inference,
-                    max_bytes=self.max_inference_bytes)
-                probabilities = upsample(softmax(scores), rows, cols,
-                                         *image.shape[:2])
+                probabilities = self._image_probabilities(
+                    network, xp, standardized, n_instances, step)
+                if self.test_time_flip:
+                    mirrored = self._image_probabilities(
+                        network, xp, standardized[:, :, ::-1], n_instances,
+                        step)
+                    probabilities = (probabilities
+                                     + mirrored[:, :, ::-1]) / 2
                 out.append(finish(probabilities))
         return out, was_array
+
+    def _image_probabilities(self, network, xp, standardized, n_instances,
+                             step):
+        """(n_classes, H, W) probabilities of one standardised image."""
+        scores, rows, cols = image_scores(
+            network, xp.ascontiguousarray(standardized), n_instances,
+            step=step, method=self.inference,
+            max_bytes=self.max_inference_bytes)
+        return upsample(softmax(scores), rows, cols,
+                        *standardized.shape[1:])
 
     def _network(self):
         device = self._prediction_device()

@@ -328,6 +328,23 @@ def test_evaluate_prints_scores_and_writes_json(model_file, tmp_path,
     assert sum(row["pixels"] for row in rows.values()) == (labels >= 0).sum()
 
 
+def test_evaluate_with_test_time_flip_scores_the_mirror_averaged_labels(
+        model_file, tmp_path, capsys):
+    json_path = tmp_path / "scores.json"
+    code, out, err = run(capsys, "evaluate", "--model", model_file,
+                         "--dataset", "scenes", "--n-images", "2",
+                         "--test-time-flip", "--json", json_path, "-q")
+    assert code == 0, err
+    report = json.loads(json_path.read_text())
+    images, labels = make_scenes(2, random_state=1, return_X_y=True)
+    segmenter = load_model(str(model_file))[1]
+    predicted = segmenter.set_params(test_time_flip=True).predict(images)
+    assert report["test_time_flip"] is True
+    assert report["pixel_accuracy"] == pytest.approx(
+        pixel_accuracy(labels, predicted))
+    assert "averaged with the mirror" in out
+
+
 def test_evaluate_on_the_training_fold_says_so(model_file, capsys):
     code, out, err = run(capsys, "evaluate", "--model", model_file,
                          "--dataset", "scenes", "--fold", "train",

@@ -37,7 +37,8 @@ def _fit(device, **params):
                                                  patches_per_epoch=64),
                                     dict(inference="shift"),
                                     dict(instance_loss="all"),
-                                    dict(class_weight="balanced")])
+                                    dict(class_weight="balanced"),
+                                    dict(test_time_flip=True)])
 def test_same_seed_same_model_on_cpu_and_gpu(params):
     cpu, X = _fit("cpu", **params)
     gpu, _ = _fit("gpu", **params)

@@ -202,6 +202,62 @@ def test_predict_proba_of_fewer_instances(fitted, colour_data):
     np.testing.assert_allclose(first, expected.transpose(1, 2, 0), atol=1e-6)
 
 
+def _with_fitted_state(model, fitted):
+    model.__dict__.update({k: v for k, v in fitted.__dict__.items()
+                           if k.endswith("_") and not k.startswith("__")})
+    return model
+
+
+def _softmax_hwc(scores):
+    probabilities = np.exp(scores - scores.max(0))
+    return (probabilities / probabilities.sum(0)).transpose(1, 2, 0)
+
+
+@pytest.mark.parametrize("n_instances", [1, 2])
+def test_test_time_flip_averages_the_mirror_image_labelling(
+        fitted, colour_data, n_instances):
+    """Each pixel's probabilities are the mean of the network's scores on
+    the image and on its mirror at the mirrored pixel, each through its own
+    softmax (computed here straight from the network)."""
+    _, (X, _) = colour_data
+    flipped = _with_fitted_state(
+        clone(fitted).set_params(test_time_flip=True), fitted)
+    network, _ = fitted._network()
+    image = standardize_image(X[0]).transpose(2, 0, 1)
+    direct = _softmax_hwc(image_scores(network, image.copy(),
+                                       n_instances)[0])
+    mirror = _softmax_hwc(image_scores(network, image[:, :, ::-1].copy(),
+                                       n_instances)[0])[:, ::-1]
+    expected = (direct + mirror) / 2
+    np.testing.assert_allclose(
+        flipped.predict_proba(X[:1], n_instances=n_instances)[0], expected,
+        atol=1e-6)
+    assert not np.allclose(direct, expected, atol=1e-3)  # the mirror counts
+    assert np.array_equal(flipped.predict(X[:1], n_instances=n_instances)[0],
+                          fitted.classes_[expected.argmax(-1)])
+
+
+@pytest.mark.parametrize("params", [dict(), dict(inference="shift"),
+                                    dict(output_resolution=0.5)])
+def test_test_time_flip_makes_labellings_mirror_symmetric(
+        fitted, colour_data, params):
+    """Labelling the mirror of an image gives the mirror of its labelling
+    (which the network alone does not)."""
+    _, (X, _) = colour_data
+    X = X[:2]
+    mirrored_X = X[:, :, ::-1]
+    plain = _with_fitted_state(clone(fitted).set_params(**params), fitted)
+    flipped = _with_fitted_state(
+        clone(fitted).set_params(test_time_flip=True, **params), fitted)
+    before = X.copy()
+    np.testing.assert_allclose(flipped.predict_proba(mirrored_X),
+                               flipped.predict_proba(X)[:, :, ::-1],
+                               atol=1e-6)
+    assert not np.allclose(plain.predict_proba(mirrored_X),
+                           plain.predict_proba(X)[:, :, ::-1], atol=1e-3)
+    np.testing.assert_array_equal(X, before)
+
+
 def test_partial_fit_runs_one_epoch_and_checks_classes(colour_data):
     (X, y), _ = colour_data
     model = _model()

@@ -73,6 +73,7 @@ def test_bad_training_input_is_named(change, message, no_training):
     (dict(validation_fraction=1.0), "validation_fraction must be"),
     (dict(output_resolution=0.3), "output_resolution must be 1/k"),
     (dict(inference="fast"), "inference must be one of"),
+    (dict(test_time_flip="yes"), "test_time_flip must be True or False"),
     (dict(device="tpu"), "device must be one of"),
     (dict(hidden_sizes=(4,)), r"hidden_sizes must be 2 positive integers"),
     (dict(verbose=-1), "verbose must be"),
