@@ -203,6 +203,13 @@ def rows_for_fold(fold, X_train, y_train, X_test, y_test, n_classes, args,
                      "train_s": spent, "epochs": rcnn2.n_iter_,
                      **evaluate(rcnn2, X_test, y_test, classes)})
         log_row(rows[-1], log)
+        if args.test_time_flip:
+            rcnn2.set_params(test_time_flip=True)
+            rows.append({**rows[-1], "model": f"{rows[-1]['model']}, "
+                         "test-time flip",
+                         **evaluate(rcnn2, X_test, y_test, classes)})
+            rcnn2.set_params(test_time_flip=False)
+            log_row(rows[-1], log)
         return spent
 
     if resumed is not None:
@@ -221,6 +228,11 @@ def rows_for_fold(fold, X_train, y_train, X_test, y_test, n_classes, args,
                      "train_s": spent, "epochs": plain.n_iter_,
                      **evaluate(plain, X_test, y_test, classes)})
         log_row(rows[-1], log)
+        if args.test_time_flip:
+            plain.set_params(test_time_flip=True)
+            rows.append({**rows[-1], "model": "plain, test-time flip",
+                         **evaluate(plain, X_test, y_test, classes)})
+            log_row(rows[-1], log)
     return rows, rcnn2, curve
 
 
@@ -297,6 +309,10 @@ def add_training_arguments(parser):
     parser.add_argument("--horizontal-flip", action="store_true",
                         help="train on left-right mirrored crops half the "
                              "time")
+    parser.add_argument("--test-time-flip", action="store_true",
+                        help="also score every model with its labellings "
+                             "averaged with those of the mirrored images "
+                             "(extra rows)")
     parser.add_argument("--no-plain", action="store_true",
                         help="skip the plain network")
     parser.add_argument("--no-rcnn2", action="store_true",

@@ -11,7 +11,9 @@ figures were measured on). Per fold it trains
   trains for the other half, and scores it again;
 * the plain network (Stanford sizes) for ``--train-minutes``;
 
-and scores each on the fold's test images at full resolution (dense pass):
+and scores each on the fold's test images at full resolution (dense pass;
+with ``--test-time-flip`` also averaged with the mirrored images' labellings,
+as extra rows):
 pixel accuracy, average per-class accuracy, mean IoU, training time and
 prediction time per image. It prints and writes (JSON + Markdown) the table
 beside REFERENCE.md's accuracy bars, its PyTorch 30-minute figure and
