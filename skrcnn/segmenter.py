@@ -126,7 +126,8 @@ class RecurrentCNNSegmenter(BaseEstimator):
     test_time_flip : bool, default=False
         Also label the left-right mirror of each image and average the two
         class probability maps (the mirror's flipped back): labellings
-        become exactly mirror-symmetric and usually a little more accurate,
+        become exactly mirror-symmetric and a little more accurate (+0.3-0.4
+        points of pixel accuracy for rcnn2 on Stanford Background, README),
         for twice the prediction time. The paper: False.
     device : {"auto", "cpu", "gpu"}, default="auto"
     early_stopping : bool, default=False
