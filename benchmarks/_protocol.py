@@ -186,7 +186,8 @@ def rows_for_fold(fold, X_train, y_train, X_test, y_test, n_classes, args,
     if resumed is not None:
         rcnn2, previous_s, previous_points = resumed
     else:
-        rcnn2 = None if args.no_rcnn2 else make_model("rcnn2", 2, args)
+        rcnn2 = None if args.no_rcnn2 else make_model(
+            "rcnn2", 2, args, hidden_sizes=args.rcnn2_hidden_sizes)
     if rcnn2 is not None:
         rcnn2.set_params(class_weight=weights)
     curve = Curve(rcnn2, X_test, y_test, classes, args.curve_minutes, log)
@@ -309,6 +310,10 @@ def add_training_arguments(parser):
     parser.add_argument("--horizontal-flip", action="store_true",
                         help="train on left-right mirrored crops half the "
                              "time")
+    parser.add_argument("--rcnn2-hidden-sizes", type=int, nargs=2,
+                        metavar=("NHU1", "NHU2"),
+                        help="widths of rcnn2's two hidden convolutions "
+                             "(the paper: 25 50)")
     parser.add_argument("--test-time-flip", action="store_true",
                         help="also score every model with its labellings "
                              "averaged with those of the mirrored images "
