@@ -192,7 +192,8 @@ class RecurrentCNNSegmenter(BaseEstimator):
                  solver="adam", learning_rate=1e-3, momentum=0.9,
                  batch_size=16, patches_per_epoch=4096, max_iter=10,
                  horizontal_flip=False, output_resolution=1.0,
-                 inference="dense", test_time_flip=False, device="auto", early_stopping=False,
+                 inference="dense", test_time_flip=False, device="auto",
+                 early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=5, tol=1e-4,
                  warm_start=False, random_state=None, verbose=0,
                  max_inference_bytes=768 * 2 ** 20):
