@@ -131,6 +131,17 @@ def evaluate(model, X, y, labels):
             "confusion": confusion.tolist()}
 
 
+def mirrored_row(model, row, X, y, labels):
+    """``row`` scored again with ``test_time_flip`` (the model is left as
+    it was, since training may go on)."""
+    model.set_params(test_time_flip=True)
+    try:
+        return {**row, "model": f"{row['model']}, test-time flip",
+                **evaluate(model, X, y, labels)}
+    finally:
+        model.set_params(test_time_flip=False)
+
+
 def training_params(args):
     """The estimator parameters the command line sets."""
     return dict(sampling=args.sampling, crop_size=args.crop_size,
@@ -205,11 +216,8 @@ def rows_for_fold(fold, X_train, y_train, X_test, y_test, n_classes, args,
                      **evaluate(rcnn2, X_test, y_test, classes)})
         log_row(rows[-1], log)
         if args.test_time_flip:
-            rcnn2.set_params(test_time_flip=True)
-            rows.append({**rows[-1], "model": f"{rows[-1]['model']}, "
-                         "test-time flip",
-                         **evaluate(rcnn2, X_test, y_test, classes)})
-            rcnn2.set_params(test_time_flip=False)
+            rows.append(mirrored_row(rcnn2, rows[-1], X_test, y_test,
+                                     classes))
             log_row(rows[-1], log)
         return spent
 
@@ -230,9 +238,8 @@ def rows_for_fold(fold, X_train, y_train, X_test, y_test, n_classes, args,
                      **evaluate(plain, X_test, y_test, classes)})
         log_row(rows[-1], log)
         if args.test_time_flip:
-            plain.set_params(test_time_flip=True)
-            rows.append({**rows[-1], "model": "plain, test-time flip",
-                         **evaluate(plain, X_test, y_test, classes)})
+            rows.append(mirrored_row(plain, rows[-1], X_test, y_test,
+                                     classes))
             log_row(rows[-1], log)
     return rows, rcnn2, curve
 

@@ -164,6 +164,17 @@ def test_score_is_pixel_accuracy_over_known_labels(fitted, colour_data):
     assert fitted.score(X, y) == pytest.approx(expected)
 
 
+def _with_fitted_state(model, fitted):
+    model.__dict__.update({k: v for k, v in fitted.__dict__.items()
+                           if k.endswith("_") and not k.startswith("__")})
+    return model
+
+
+def _softmax_hwc(scores):
+    probabilities = np.exp(scores - scores.max(0))
+    return (probabilities / probabilities.sum(0)).transpose(1, 2, 0)
+
+
 @pytest.mark.parametrize("resolution", [1.0, 0.5, 0.25])
 def test_shift_and_stitch_and_dense_inference_agree(fitted, colour_data,
                                                     resolution):
@@ -172,8 +183,7 @@ def test_shift_and_stitch_and_dense_inference_agree(fitted, colour_data,
     shift = clone(fitted).set_params(output_resolution=resolution,
                                      inference="shift")
     for model in (dense, shift):
-        model.__dict__.update({k: v for k, v in fitted.__dict__.items()
-                               if k.endswith("_") and not k.startswith("__")})
+        _with_fitted_state(model, fitted)
     np.testing.assert_allclose(dense.predict_proba(X[:2]),
                                shift.predict_proba(X[:2]), atol=1e-5)
 
@@ -181,9 +191,8 @@ def test_shift_and_stitch_and_dense_inference_agree(fitted, colour_data,
 def test_reduced_resolution_keeps_the_labelled_pixels(fitted, colour_data):
     _, (X, _) = colour_data
     full = fitted.predict_proba(X[:1])[0]
-    half = clone(fitted).set_params(output_resolution=0.5)
-    half.__dict__.update({k: v for k, v in fitted.__dict__.items()
-                          if k.endswith("_")})
+    half = _with_fitted_state(clone(fitted).set_params(output_resolution=0.5),
+                              fitted)
     reduced = half.predict_proba(X[:1])[0]
     np.testing.assert_allclose(reduced[::2, ::2], full[::2, ::2], atol=1e-5)
     assert not np.allclose(reduced, full, atol=1e-5)  # really interpolated
@@ -197,20 +206,7 @@ def test_predict_proba_of_fewer_instances(fitted, colour_data):
     image = standardize_image(X[0]).transpose(2, 0, 1).copy()
     scores, _, _ = image_scores(network, image, 1)
     first = fitted.predict_proba(X[:1], n_instances=1)[0]
-    expected = np.exp(scores - scores.max(0))
-    expected /= expected.sum(0)
-    np.testing.assert_allclose(first, expected.transpose(1, 2, 0), atol=1e-6)
-
-
-def _with_fitted_state(model, fitted):
-    model.__dict__.update({k: v for k, v in fitted.__dict__.items()
-                           if k.endswith("_") and not k.startswith("__")})
-    return model
-
-
-def _softmax_hwc(scores):
-    probabilities = np.exp(scores - scores.max(0))
-    return (probabilities / probabilities.sum(0)).transpose(1, 2, 0)
+    np.testing.assert_allclose(first, _softmax_hwc(scores), atol=1e-6)
 
 
 @pytest.mark.parametrize("n_instances", [1, 2])
