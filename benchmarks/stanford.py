@@ -36,6 +36,9 @@ Usage::
         --save-model rcnn2.joblib
     python benchmarks/stanford.py --canonical --no-plain --train-minutes 60 \
         --resume rcnn2.joblib --save-model rcnn2.joblib          # 160 min
+    # ... then on with 100 instead of 50 units in conv 2:
+    python benchmarks/stanford.py --canonical --no-plain --train-minutes 60 \
+        --resume rcnn2.joblib --widen 25 100 --save-model rcnn2-wide.joblib
 """
 
 import argparse
@@ -51,6 +54,7 @@ from skrcnn.model_selection import canonical_stanford_split, stanford_folds
 from _protocol import (add_training_arguments, parse_training_args, report,
                        rows_for_fold, training_params)
 from _stanford_data import load_stanford
+from _widen import widen
 
 REFERENCES = [
     ("bar (REFERENCE.md 5), 5-fold, 3 instances",
@@ -119,6 +123,11 @@ def main(argv=None):
     parser.add_argument("--resume", metavar="MODEL",
                         help="train this --save-model file of the canonical "
                              "fold on instead of a new rcnn2")
+    parser.add_argument("--widen", type=int, nargs=2, metavar=("NHU1", "NHU2"),
+                        help="with --resume: first give the model this many "
+                             "hidden units (new units start with zero "
+                             "outgoing weights, so its labelling is "
+                             "unchanged; benchmarks/_widen.py)")
     args = parse_training_args(parser, argv)
     resumed = None
     if args.resume:
@@ -128,6 +137,11 @@ def main(argv=None):
                          "use it with --canonical, without --no-rcnn2, "
                          "--n-train or --n-test")
         resumed = load_resumable(args.resume, args, parser)
+        if args.widen:
+            model, *rest = resumed
+            resumed = (widen(model, args.widen, args.seed), *rest)
+    elif args.widen:
+        parser.error("--widen applies to a --resume model")
 
     data = load_stanford(args.data_home)
     if args.canonical:
