@@ -379,6 +379,8 @@ def report(args, rows, references, dataset, start, curves=()):
              f"device {args.device}")
     if getattr(args, "resume", None):
         title += f", resuming {args.resume}"
+    if getattr(args, "widen", None):
+        title += f", widened to {args.widen[0]} / {args.widen[1]} units"
     markdown = markdown_table(summary, references, title)
     for fold, curve in curves:
         if curve.points:

@@ -139,7 +139,10 @@ def main(argv=None):
         resumed = load_resumable(args.resume, args, parser)
         if args.widen:
             model, *rest = resumed
-            resumed = (widen(model, args.widen, args.seed), *rest)
+            try:
+                resumed = (widen(model, args.widen, args.seed), *rest)
+            except ValueError as exc:
+                parser.error(f"--widen: {exc}")
     elif args.widen:
         parser.error("--widen applies to a --resume model")
 
