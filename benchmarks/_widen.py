@@ -10,8 +10,9 @@ Net2Net, Chen et al. 2016). README has what 100 units in conv 2 gave.
 
 For conv 1 -> n1, conv 2 -> n2, conv 3 -> classes:
 
-* conv 1 gains ``n1' - n1`` filters, drawn as a fresh network's would be;
-* conv 2 gains ``n2' - n2`` filters, drawn likewise over all ``n1'``
+* conv 1 gains ``n1' - n1`` filters, taken from a freshly initialised
+  network of the new widths;
+* conv 2 gains ``n2' - n2`` filters, taken likewise, over all ``n1'``
   inputs; its old filters read the new conv 1 units with zero weights;
 * conv 3 reads the new conv 2 units with zero weights.
 
@@ -21,8 +22,9 @@ each other once their outgoing weights start to move.
 
 import copy
 
-import numpy as np
 from sklearn.utils import check_random_state
+
+from skrcnn.network import RecurrentNetwork
 
 
 def widen(model, hidden_sizes, random_state=0):
@@ -52,27 +54,22 @@ def widen(model, hidden_sizes, random_state=0):
     if len(new) != 2 or new[0] < old[0] or new[1] < old[1]:
         raise ValueError(f"hidden_sizes must be 2 widths no smaller than the "
                          f"model's {old}, got {tuple(hidden_sizes)}")
-    rng = check_random_state(random_state)
-
-    def draw(shape):
-        # Torch7's initialisation, as RecurrentNetwork.initialise uses.
-        bound = 1.0 / np.sqrt(np.prod(shape[1:]))
-        return rng.uniform(-bound, bound, size=shape).astype(w1.dtype)
-
-    grown1 = np.concatenate([w1, draw((new[0] - old[0],) + w1.shape[1:])])
-    grown_b1 = np.concatenate([b1, np.zeros(new[0] - old[0], b1.dtype)])
-    grown2 = np.zeros((new[1], new[0]) + w2.shape[2:], w2.dtype)
-    grown2[:old[1], :old[0]] = w2
-    grown2[old[1]:] = draw((new[1] - old[1],) + grown2.shape[1:])
-    grown_b2 = np.concatenate([b2, np.zeros(new[1] - old[1], b2.dtype)])
-    grown3 = np.zeros((w3.shape[0], new[1]) + w3.shape[2:], w3.dtype)
-    grown3[:, :old[1]] = w3
-
     wide = copy.deepcopy(model)
     wide.set_params(hidden_sizes=new)
-    wide.coefs_ = [grown1, grown2, grown3]
-    wide.intercepts_ = [grown_b1, grown_b2, b3.copy()]
     wide.layers_ = wide._layers()
+    # A fresh network of the new widths supplies the new units' weights,
+    # drawn the way every network is initialised.
+    fresh = RecurrentNetwork.initialise(wide.layers_, w3.shape[0],
+                                        check_random_state(random_state))
+    grown1, grown_b1, grown2, grown_b2, grown3, grown_b3 = (
+        p.data.astype(w1.dtype) for p in fresh.params)
+    grown1[:old[0]], grown_b1[:old[0]] = w1, b1
+    grown2[:old[1], :old[0]], grown2[:old[1], old[0]:] = w2, 0
+    grown_b2[:old[1]] = b2
+    grown3[:, :old[1]], grown3[:, old[1]:] = w3, 0
+    grown_b3[:] = b3
+    wide.coefs_ = [grown1, grown2, grown3]
+    wide.intercepts_ = [grown_b1, grown_b2, grown_b3]
     wide._solver_state = None
     wide._predictor = None
     return wide
