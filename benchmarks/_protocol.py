@@ -147,6 +147,8 @@ def training_params(args):
     return dict(sampling=args.sampling, crop_size=args.crop_size,
                 instance_loss=args.instance_loss,
                 horizontal_flip=args.horizontal_flip,
+                scale_range=(tuple(args.scale_range) if args.scale_range
+                             else None),
                 learning_rate=args.learning_rate, batch_size=args.batch_size,
                 patches_per_epoch=args.patches_per_epoch, device=args.device)
 
@@ -317,6 +319,11 @@ def add_training_arguments(parser):
     parser.add_argument("--horizontal-flip", action="store_true",
                         help="train on left-right mirrored crops half the "
                              "time")
+    parser.add_argument("--scale-range", type=float, nargs=2,
+                        metavar=("LOW", "HIGH"),
+                        help="train on crops of images resized by a factor "
+                             "drawn log-uniformly in [LOW, HIGH] (the "
+                             "paper: none)")
     parser.add_argument("--rcnn2-hidden-sizes", type=int, nargs=2,
                         metavar=("NHU1", "NHU2"),
                         help="widths of rcnn2's two hidden convolutions "
@@ -372,6 +379,9 @@ def report(args, rows, references, dataset, start, curves=()):
                if args.instance_loss == "all" else "")
     if args.class_weight != "none":
         options += f", {args.class_weight} class weights"
+    if args.scale_range:
+        options += (f", scales {args.scale_range[0]:g}-"
+                    f"{args.scale_range[1]:g}")
     title = (f"{dataset}, {args.train_minutes} min per model, "
              f"{args.sampling} sampling (crops {args.crop_size})"
              f"{', horizontal flips' if args.horizontal_flip else ''}"

@@ -181,6 +181,8 @@ def estimator_params(args):
               "patches_per_epoch": args.patches_per_epoch,
               "max_iter": args.epochs, "device": args.device,
               "horizontal_flip": args.horizontal_flip,
+              "scale_range": (tuple(args.scale_range) if args.scale_range
+                              else None),
               "early_stopping": args.early_stopping,
               "validation_fraction": args.validation_fraction,
               "n_iter_no_change": args.patience,

@@ -167,6 +167,26 @@ def check_choice(name, value, choices):
     return value
 
 
+def check_scale_range(scale_range):
+    """Check that ``scale_range`` is None or ``(low, high)`` with
+    ``0 < low <= high`` (finite reals)."""
+    if scale_range is None:
+        return None
+    message = (f"scale_range must be None or a pair (low, high) of real "
+               f"numbers with 0 < low <= high, got {scale_range!r}")
+    try:
+        low, high = scale_range
+    except (TypeError, ValueError):
+        raise ValueError(message) from None
+    for value in (low, high):
+        if (not isinstance(value, numbers.Real) or isinstance(value, bool)
+                or not np.isfinite(value) or value <= 0):
+            raise ValueError(message)
+    if low > high:
+        raise ValueError(message)
+    return float(low), float(high)
+
+
 def check_class_weight_spec(class_weight):
     """Check the form of ``class_weight``: None, "balanced" or a dict."""
     if class_weight is None or isinstance(class_weight, dict):

@@ -267,6 +267,11 @@ def build_parser():
     model.add_argument("--horizontal-flip", action="store_true",
                        help="mirror training crops left-right with "
                        "probability 1/2 (data augmentation)")
+    model.add_argument("--scale-range", type=_positive_float, nargs=2,
+                       metavar=("LOW", "HIGH"),
+                       help="resize each training image by a factor drawn "
+                       "log-uniformly in [LOW, HIGH] before its crop is "
+                       "taken (data augmentation, e.g. 0.8 1.25)")
     model.add_argument("--early-stopping", action="store_true",
                        help="hold out --validation-fraction of the images "
                        "and stop when their accuracy stops improving")

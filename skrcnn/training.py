@@ -49,6 +49,29 @@ class ImageSet:
     def __len__(self):
         return len(self.images)
 
+    def rescaled(self, index, factor):
+        """Image ``index`` and its targets resized by ``factor``, as a
+        one-image set (its own mean and deviation, as a photograph taken
+        at that scale would have).
+
+        The image is interpolated bilinearly (anti-aliased when shrunk),
+        the targets by nearest neighbour, both to the same shape, so every
+        label stays on the pixels it names.
+        """
+        # Imported here: scikit-image's transform module is slow to import
+        # and only scale augmentation needs it.
+        from skimage.transform import resize
+
+        image, targets = self.images[index], self.targets[index]
+        shape = tuple(max(1, round(side * factor))
+                      for side in targets.shape)
+        image = resize(np.asarray(image, dtype=np.float64),
+                       shape + image.shape[2:], order=1,
+                       anti_aliasing=factor < 1, preserve_range=True)
+        targets = resize(targets, shape, order=0, anti_aliasing=False,
+                         preserve_range=True).astype(targets.dtype)
+        return ImageSet([image], [targets])
+
     def standardized(self, index, dtype=np.float32):
         """Image ``index`` as a standardised (3, H, W) array."""
         image = np.asarray(self.images[index], dtype=np.float64)
@@ -57,13 +80,16 @@ class ImageSet:
 
 
 def sample_patches(image_set, n_patches, side, random_state,
-                   dtype=np.float32, flip=False):
+                   dtype=np.float32, flip=False, scale_range=None):
     """Patches centred on random labelled pixels of random images.
 
     An image is drawn uniformly among those with a labelled pixel, then one
     of its labelled pixels uniformly. With ``flip``, each patch is then
     mirrored left-right with probability 1/2 (cut from the mirrored image,
     so it stays centred on its pixel whatever the parity of ``side``).
+    With ``scale_range=(low, high)``, each patch is cut from its image
+    resized by a factor drawn log-uniformly in that range (drawn before
+    the pixel; see :meth:`ImageSet.rescaled`).
 
     Returns
     -------
@@ -76,18 +102,19 @@ def sample_patches(image_set, n_patches, side, random_state,
     targets = np.empty(n_patches, dtype=np.int64)
     before = (side - 1) // 2
     for k, index in enumerate(images):
-        row, col = _random_labelled_pixel(image_set, index, random_state)
-        targets[k] = image_set.targets[index][row, col]
+        source, index = _source(image_set, index, random_state, scale_range)
+        row, col = _random_labelled_pixel(source, index, random_state)
+        targets[k] = source.targets[index][row, col]
         mirror = flip and random_state.rand() < 0.5
         if mirror:
-            col = image_set.images[index].shape[1] - 1 - col
-        _cut(image_set, index, row - before, col - before, patches[k],
-             mirror)
+            col = source.images[index].shape[1] - 1 - col
+        _cut(source, index, row - before, col - before, patches[k], mirror)
     return patches, targets
 
 
 def sample_crops(image_set, n_crops, side, stride, outputs, random_state,
-                 dtype=np.float32, flip=False, frames=False):
+                 dtype=np.float32, flip=False, frames=False,
+                 scale_range=None):
     """Crops for a strided pass with ``outputs x outputs`` outputs each.
 
     Dense sampling on crops: each crop is placed so that one of its output
@@ -95,7 +122,8 @@ def sample_crops(image_set, n_crops, side, stride, outputs, random_state,
     image, so every pixel is reachable at every alignment; its targets are
     the pixels ``stride`` apart from there (-1 outside the image). With
     ``flip``, each crop is then taken from the left-right mirrored image
-    (and labels) with probability 1/2. The random draws do not depend on
+    (and labels) with probability 1/2; with ``scale_range``, from its image
+    resized as in :func:`sample_patches`. The random draws do not depend on
     ``frames``.
 
     Returns
@@ -115,16 +143,16 @@ def sample_crops(image_set, n_crops, side, stride, outputs, random_state,
                       else (n_crops, outputs, outputs), -1, dtype=np.int64)
     before = (side - 1) // 2
     for k, index in enumerate(images):
-        row, col = _random_labelled_pixel(image_set, index, random_state)
+        source, index = _source(image_set, index, random_state, scale_range)
+        row, col = _random_labelled_pixel(source, index, random_state)
         a, b = random_state.randint(outputs, size=2)
-        labels = image_set.targets[index]
+        labels = source.targets[index]
         mirror = flip and random_state.rand() < 0.5
         if mirror:  # the same pixel, in the mirrored image's coordinates
             labels = labels[:, ::-1]
             col = labels.shape[1] - 1 - col
         top, left = row - stride * a, col - stride * b  # output (0, 0)
-        _cut(image_set, index, top - before, left - before, crops[k],
-             mirror)
+        _cut(source, index, top - before, left - before, crops[k], mirror)
         if frames:
             _cut_labels(labels, top - before, left - before, targets[k])
             continue
@@ -135,6 +163,25 @@ def sample_crops(image_set, n_crops, side, stride, outputs, random_state,
         targets[k][np.ix_(inside_r, inside_c)] = labels[
             np.ix_(rows[inside_r], cols[inside_c])]
     return crops, targets
+
+
+def draw_scale(random_state, scale_range):
+    """A resizing factor, log-uniform in ``scale_range`` (so a range like
+    ``(0.8, 1.25)`` shrinks as often as it enlarges)."""
+    low, high = scale_range
+    return float(np.exp(random_state.uniform(np.log(low), np.log(high))))
+
+
+def _source(image_set, index, random_state, scale_range):
+    """The set and index to take an example of image ``index`` from: the
+    image itself, or (with ``scale_range``) a rescaled copy of it. A copy
+    shrunk so far that no labelled pixel survives falls back to the
+    original."""
+    if scale_range is None:
+        return image_set, index
+    scaled = image_set.rescaled(index, draw_scale(random_state,
+                                                  scale_range))
+    return (scaled, 0) if scaled.usable.size else (image_set, index)
 
 
 def _random_labelled_pixel(image_set, index, random_state):
@@ -234,7 +281,8 @@ def centre_crop(patches, side):
 
 
 def dense_example(image_set, index, side, stride, random_state,
-                  dtype=np.float32, flip=False, frames=False):
+                  dtype=np.float32, flip=False, frames=False,
+                  scale_range=None):
     """A whole image prepared for one strided pass.
 
     Parameters
@@ -246,6 +294,9 @@ def dense_example(image_set, index, side, stride, random_state,
     flip : bool, default=False
         Mirror the image and its labels left-right with probability 1/2
         (drawn after the shift).
+    scale_range : (float, float), optional
+        Resize the image first, as in :func:`sample_patches` (the factor is
+        drawn before the shift).
 
     Returns
     -------
@@ -257,6 +308,7 @@ def dense_example(image_set, index, side, stride, random_state,
         every pixel of ``rgb`` (-1 in the padding), shape (1, H', W'): see
         :func:`instance_targets`.
     """
+    image_set, index = _source(image_set, index, random_state, scale_range)
     image = image_set.standardized(index, dtype)
     labels = image_set.targets[index]
     _, height, width = image.shape

@@ -106,12 +106,13 @@ def test_train_options_reach_the_estimator(tmp_path, capsys):
                          "--n-images", "4", "--epochs", "1", "-q",
                          "--instance-loss", "all", "--schedule", "random",
                          "--horizontal-flip", "--class-weight", "balanced",
+                         "--scale-range", "0.8", "1.25",
                          "-o", path, *TINY)
     assert code == 0, err
     model = joblib.load(path)["model"]
     assert (model.instance_loss, model.instance_schedule,
-            model.horizontal_flip, model.class_weight) == (
-        "all", "random", True, "balanced")
+            model.horizontal_flip, model.class_weight, model.scale_range) == (
+        "all", "random", True, "balanced", (0.8, 1.25))
     assert model.class_weight_.shape == (model.n_classes_,)
 
 
@@ -483,6 +484,10 @@ def _bad_inputs(tmp_path, model_file):
          "does not exist"),
         ("bad hidden sizes", ["train", "--dataset", "scenes", "-o", out,
                               "--hidden-sizes", "4"], "hidden_sizes"),
+        ("scales reversed", ["train", "--dataset", "scenes", "-o", out,
+                             "--scale-range", "1.25", "0.8"],
+         r"scale_range must be None or a pair (low, high) of real numbers "
+         r"with 0 < low <= high, got (1.25, 0.8)"),
         ("same stems", ["predict", "--model", model_file, image,
                         labels_dir / "scene0.png", "-o", tmp_path],
          "same name"),
@@ -491,6 +496,9 @@ def _bad_inputs(tmp_path, model_file):
                          "--epochs", "0"], "--epochs: must be an integer"),
         ("bad resolution", ["predict", "--model", model_file, image, "-o",
                             tmp_path, "--resolution", "0.3"], "1/k"),
+        ("zero scale", ["train", "--dataset", "scenes", "-o", out,
+                        "--scale-range", "0", "1.2"],
+         "--scale-range: must be a number > 0, got '0'"),
         ("bad dataset", ["train", "--dataset", "imagenet", "-o", out],
          "invalid choice"),
     ]

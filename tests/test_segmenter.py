@@ -102,7 +102,10 @@ def test_loss_on_every_instance_trains_the_earlier_instances_to_label():
     dict(early_stopping=True, solver="sgd"),
     dict(horizontal_flip=True),
     dict(crop_size=2, horizontal_flip=True, instance_loss="all"),
-    dict(sampling="patch", patches_per_epoch=128, instance_loss="all")])
+    dict(sampling="patch", patches_per_epoch=128, instance_loss="all"),
+    dict(crop_size=2, scale_range=(0.7, 1.4), horizontal_flip=True),
+    dict(scale_range=(0.8, 1.25)),
+    dict(sampling="patch", patches_per_epoch=128, scale_range=(0.8, 1.25))])
 def test_same_random_state_gives_the_same_model(colour_data, params):
     (X, y), _ = colour_data
     models = []
