@@ -149,6 +149,7 @@ def training_params(args):
                 horizontal_flip=args.horizontal_flip,
                 scale_range=(tuple(args.scale_range) if args.scale_range
                              else None),
+                solver=args.solver, momentum=args.momentum,
                 learning_rate=args.learning_rate, batch_size=args.batch_size,
                 patches_per_epoch=args.patches_per_epoch, device=args.device)
 
@@ -303,6 +304,12 @@ def add_training_arguments(parser):
                         help="dense sampling on crops of this many outputs "
                              "per side; 0 for whole images")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--solver", default="adam", choices=("adam", "sgd"),
+                        help="the estimator's solver (the paper: plain SGD, "
+                             "here with --momentum)")
+    parser.add_argument("--momentum", type=float, default=0.9,
+                        help="momentum of --solver sgd (0: the paper's plain "
+                             "SGD)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--patches-per-epoch", type=int, default=4096)
     parser.add_argument("--device", default="auto")
@@ -379,6 +386,8 @@ def report(args, rows, references, dataset, start, curves=()):
                if args.instance_loss == "all" else "")
     if args.class_weight != "none":
         options += f", {args.class_weight} class weights"
+    if args.solver != "adam":
+        options += f", {args.solver} (momentum {args.momentum:g})"
     if args.scale_range:
         options += (f", scales {args.scale_range[0]:g}-"
                     f"{args.scale_range[1]:g}")
