@@ -175,16 +175,13 @@ def check_scale_range(scale_range):
     message = (f"scale_range must be None or a pair (low, high) of real "
                f"numbers with 0 < low <= high, got {scale_range!r}")
     try:
-        low, high = scale_range
+        low, high = (check_real("scale_range", value, 0, low_open=True)
+                     for value in scale_range)
     except (TypeError, ValueError):
         raise ValueError(message) from None
-    for value in (low, high):
-        if (not isinstance(value, numbers.Real) or isinstance(value, bool)
-                or not np.isfinite(value) or value <= 0):
-            raise ValueError(message)
     if low > high:
         raise ValueError(message)
-    return float(low), float(high)
+    return low, high
 
 
 def check_class_weight_spec(class_weight):
