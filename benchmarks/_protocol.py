@@ -131,15 +131,33 @@ def evaluate(model, X, y, labels):
             "confusion": confusion.tolist()}
 
 
-def mirrored_row(model, row, X, y, labels):
-    """``row`` scored again with ``test_time_flip`` (the model is left as
-    it was, since training may go on)."""
-    model.set_params(test_time_flip=True)
-    try:
-        return {**row, "model": f"{row['model']}, test-time flip",
-                **evaluate(model, X, y, labels)}
-    finally:
-        model.set_params(test_time_flip=False)
+def test_time_rows(model, row, X, y, labels, args):
+    """``row`` scored again with test-time augmentation, as extra rows:
+    with ``--test-time-flip``, the mirror-averaged labelling; with
+    ``--test-time-scales``, the scale-averaged one (mirrored too with
+    ``--test-time-flip``). The model is left as it was, since training may
+    go on."""
+    variants = []
+    if args.test_time_flip:
+        variants.append(("test-time flip", dict(test_time_flip=True)))
+    if args.test_time_scales:
+        scales = tuple(args.test_time_scales)
+        name = "test-time scales " + "/".join(f"{s:g}" for s in scales)
+        if args.test_time_flip:
+            name = "test-time flip, " + name[len("test-time "):]
+        variants.append((name, dict(test_time_flip=args.test_time_flip,
+                                    test_time_scales=scales)))
+    before = {name: model.get_params()[name]
+              for name in ("test_time_flip", "test_time_scales")}
+    rows = []
+    for name, params in variants:
+        model.set_params(**params)
+        try:
+            rows.append({**row, "model": f"{row['model']}, {name}",
+                         **evaluate(model, X, y, labels)})
+        finally:
+            model.set_params(**before)
+    return rows
 
 
 def training_params(args):
@@ -218,10 +236,10 @@ def rows_for_fold(fold, X_train, y_train, X_test, y_test, n_classes, args,
                      "train_s": spent, "epochs": rcnn2.n_iter_,
                      **evaluate(rcnn2, X_test, y_test, classes)})
         log_row(rows[-1], log)
-        if args.test_time_flip:
-            rows.append(mirrored_row(rcnn2, rows[-1], X_test, y_test,
-                                     classes))
-            log_row(rows[-1], log)
+        for extra in test_time_rows(rcnn2, rows[-1], X_test, y_test, classes,
+                                    args):
+            rows.append(extra)
+            log_row(extra, log)
         return spent
 
     if resumed is not None:
@@ -240,10 +258,10 @@ def rows_for_fold(fold, X_train, y_train, X_test, y_test, n_classes, args,
                      "train_s": spent, "epochs": plain.n_iter_,
                      **evaluate(plain, X_test, y_test, classes)})
         log_row(rows[-1], log)
-        if args.test_time_flip:
-            rows.append(mirrored_row(plain, rows[-1], X_test, y_test,
-                                     classes))
-            log_row(rows[-1], log)
+        for extra in test_time_rows(plain, rows[-1], X_test, y_test, classes,
+                                    args):
+            rows.append(extra)
+            log_row(extra, log)
     return rows, rcnn2, curve
 
 
@@ -339,6 +357,12 @@ def add_training_arguments(parser):
                         help="also score every model with its labellings "
                              "averaged with those of the mirrored images "
                              "(extra rows)")
+    parser.add_argument("--test-time-scales", type=float, nargs="+",
+                        metavar="S",
+                        help="also score every model with its labellings "
+                             "averaged over the images resized by these "
+                             "factors, e.g. 0.75 1 1.25 (extra rows; "
+                             "mirrored too with --test-time-flip)")
     parser.add_argument("--no-plain", action="store_true",
                         help="skip the plain network")
     parser.add_argument("--no-rcnn2", action="store_true",

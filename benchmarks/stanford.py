@@ -13,7 +13,8 @@ figures were measured on). Per fold it trains
 
 and scores each on the fold's test images at full resolution (dense pass;
 with ``--test-time-flip`` also averaged with the mirrored images' labellings,
-as extra rows):
+with ``--test-time-scales`` over the images resized by those factors, as
+extra rows):
 pixel accuracy, average per-class accuracy, mean IoU, training time and
 prediction time per image. It prints and writes (JSON + Markdown) the table
 beside REFERENCE.md's accuracy bars, its PyTorch 30-minute figure and

@@ -241,7 +241,10 @@ def _prepare(args):
     model, segmenter, class_names, training = load_model(args.model)
     changes = {name: value for name, value in (
         ("output_resolution", args.resolution), ("inference", args.inference),
-        ("test_time_flip", args.test_time_flip), ("device", args.device))
+        ("test_time_flip", args.test_time_flip),
+        ("test_time_scales", (tuple(args.test_time_scales)
+                              if args.test_time_scales else None)),
+        ("device", args.device))
         if value is not None}
     segmenter.set_params(verbose=0, **changes)
     try:
@@ -348,6 +351,8 @@ def evaluate(args, say):
               "data": data.description, "n_images": len(data.images),
               "n_instances": args.instances or segmenter.n_instances,
               "test_time_flip": segmenter.test_time_flip,
+              "test_time_scales": (None if segmenter.test_time_scales is None
+                                   else list(segmenter.test_time_scales)),
               "pixel_accuracy": scores["pixel_accuracy"],
               "mean_class_accuracy": scores["mean_class_accuracy"],
               "mean_iou": scores["mean_iou"], "classes": rows,
@@ -370,6 +375,10 @@ def evaluate(args, say):
 def _print_report(report, out):
     """The scores are the command's result: printed even with -q."""
     mirrored = ", averaged with the mirror" if report["test_time_flip"] else ""
+    scales = report.get("test_time_scales")
+    if scales:
+        mirrored += (", averaged over scales "
+                     + " ".join(f"{scale:g}" for scale in scales))
     out(f"{report['data']}, {_count(report['n_instances'], 'instance')}"
         f"{mirrored}:")
     out(f"  pixel accuracy          {report['pixel_accuracy']:.4f}")

@@ -184,6 +184,26 @@ def check_scale_range(scale_range):
     return low, high
 
 
+def check_test_time_scales(scales):
+    """Check that ``scales`` is None or a non-empty sequence of finite
+    reals > 0; return them as a tuple of floats (None gives ``(1.0,)``)."""
+    if scales is None:
+        return (1.0,)
+    message = (f"test_time_scales must be None or a non-empty sequence of "
+               f"real numbers > 0, got {scales!r}")
+    if isinstance(scales, (str, bytes, dict)) or not hasattr(scales,
+                                                             "__iter__"):
+        raise ValueError(message)
+    try:
+        values = tuple(check_real("test_time_scales", value, 0,
+                                  low_open=True) for value in scales)
+    except (TypeError, ValueError):
+        raise ValueError(message) from None
+    if not values:
+        raise ValueError(message)
+    return values
+
+
 def check_class_weight_spec(class_weight):
     """Check the form of ``class_weight``: None, "balanced" or a dict."""
     if class_weight is None or isinstance(class_weight, dict):

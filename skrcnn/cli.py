@@ -172,6 +172,11 @@ def _inference_options(command):
                          default=None,
                          help="also label each image's mirror and average "
                          "(twice the time, usually a little more accurate)")
+    command.add_argument("--test-time-scales", type=_positive_float,
+                         nargs="+", metavar="S",
+                         help="also label each image resized by these "
+                         "factors, e.g. 0.75 1 1.25, and average (the "
+                         "sum of their squares times the time)")
     command.add_argument("--device", choices=_CHOICES["device"])
 
 

@@ -6,6 +6,10 @@ colour of regions, which tells sky from grass, is kept). Standardising an
 already standardised image changes it by float rounding only, so
 :class:`ImageStandardizer` in a pipeline in front of a
 :class:`~skrcnn.RecurrentCNNSegmenter` (which standardises too) is harmless.
+
+Resizing (scale augmentation in training, test-time scales in prediction)
+lives here too, so both use the same interpolation: bilinear, anti-aliased
+when shrinking, with pixel centres mapped onto pixel centres.
 """
 
 import numpy as np
@@ -36,6 +40,37 @@ def standardize_image(image, dtype=np.float32):
     if std > 0:
         scaled /= std
     return scaled.astype(dtype, copy=False)
+
+
+def scaled_shape(shape, factor):
+    """``(H, W)`` multiplied by ``factor``, each side rounded, at least 1."""
+    return tuple(max(1, round(side * factor)) for side in shape)
+
+
+def resize_image(image, shape):
+    """Bilinear resize of an ``(H, W, ...)`` array to ``shape = (h, w)``.
+
+    Anti-aliased along a side that shrinks. Pixel centres map onto pixel
+    centres: output pixel ``c`` samples input position
+    ``(c + 0.5) * H / h - 0.5``. Returns float64; ``image`` is not modified.
+    """
+    # Imported here: scikit-image's transform module is slow to import and
+    # only resizing needs it.
+    from skimage.transform import resize
+
+    image = np.asarray(image, dtype=np.float64)
+    shape = tuple(shape)
+    shrinks = shape[0] < image.shape[0] or shape[1] < image.shape[1]
+    return resize(image, shape + image.shape[2:], order=1,
+                  anti_aliasing=shrinks, preserve_range=True)
+
+
+def resize_labels(labels, shape):
+    """Nearest-neighbour resize of an ``(H, W)`` label map (values kept)."""
+    from skimage.transform import resize
+
+    return resize(labels, tuple(shape), order=0, anti_aliasing=False,
+                  preserve_range=True).astype(labels.dtype)
 
 
 class ImageStandardizer(TransformerMixin, BaseEstimator):

@@ -21,6 +21,7 @@ import numpy as np
 from .architecture import instance_output_size, instance_stride, patch_size
 from .autograd import Variable
 from .functions import softmax_cross_entropy, weighted_sum
+from .preprocessing import resize_image, resize_labels, scaled_shape
 
 
 class ImageSet:
@@ -58,18 +59,10 @@ class ImageSet:
         the targets by nearest neighbour, both to the same shape, so every
         label stays on the pixels it names.
         """
-        # Imported here: scikit-image's transform module is slow to import
-        # and only scale augmentation needs it.
-        from skimage.transform import resize
-
         image, targets = self.images[index], self.targets[index]
-        shape = tuple(max(1, round(side * factor))
-                      for side in targets.shape)
-        image = resize(np.asarray(image, dtype=np.float64),
-                       shape + image.shape[2:], order=1,
-                       anti_aliasing=factor < 1, preserve_range=True)
-        targets = resize(targets, shape, order=0, anti_aliasing=False,
-                         preserve_range=True).astype(targets.dtype)
+        shape = scaled_shape(targets.shape, factor)
+        image = resize_image(image, shape)
+        targets = resize_labels(targets, shape)
         return ImageSet([image], [targets])
 
     def standardized(self, index, dtype=np.float32):

@@ -346,6 +346,32 @@ def test_evaluate_with_test_time_flip_scores_the_mirror_averaged_labels(
     assert "averaged with the mirror" in out
 
 
+def test_evaluate_with_test_time_scales_scores_the_scale_averaged_labels(
+        model_file, tmp_path, capsys):
+    json_path = tmp_path / "scores.json"
+    code, out, err = run(capsys, "evaluate", "--model", model_file,
+                         "--dataset", "scenes", "--n-images", "2",
+                         "--test-time-scales", "0.75", "1", "--json",
+                         json_path, "-q")
+    assert code == 0, err
+    report = json.loads(json_path.read_text())
+    images, labels = make_scenes(2, random_state=1, return_X_y=True)
+    segmenter = load_model(str(model_file))[1]
+    predicted = segmenter.set_params(
+        test_time_scales=(0.75, 1.0)).predict(images)
+    assert report["test_time_scales"] == [0.75, 1.0]
+    assert report["pixel_accuracy"] == pytest.approx(
+        pixel_accuracy(labels, predicted))
+    assert "averaged over scales 0.75 1" in out
+
+
+def test_evaluate_rejects_a_zero_test_time_scale(model_file, capsys):
+    code, out, err = run(capsys, "evaluate", "--model", model_file,
+                         "--dataset", "scenes", "--test-time-scales", "0")
+    assert code == 2
+    assert "--test-time-scales" in err and "a number > 0" in err
+
+
 def test_evaluate_on_the_training_fold_says_so(model_file, capsys):
     code, out, err = run(capsys, "evaluate", "--model", model_file,
                          "--dataset", "scenes", "--fold", "train",

@@ -87,6 +87,13 @@ def test_bad_training_input_is_named(change, message, no_training):
     (dict(scale_range=(0.8, float("inf"))), "scale_range must be"),
     (dict(scale_range=("0.8", 1.2)), "scale_range must be"),
     (dict(scale_range=(True, 1.2)), "scale_range must be"),
+    (dict(test_time_scales=()), r"test_time_scales must be None or a "
+     r"non-empty sequence of real numbers > 0, got \(\)"),
+    (dict(test_time_scales=(1.0, 0)), r"test_time_scales must .* got "
+     r"\(1.0, 0\)"),
+    (dict(test_time_scales=1.25), r"test_time_scales must .* got 1.25"),
+    (dict(test_time_scales="1.25"), "test_time_scales must be"),
+    (dict(test_time_scales=(1.0, float("nan"))), "test_time_scales must be"),
     (dict(warm_start="no"), "warm_start must be True or False"),
     (dict(class_weight="auto"),
      "class_weight must be None, 'balanced' or a dict"),
