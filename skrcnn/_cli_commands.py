@@ -374,13 +374,13 @@ def evaluate(args, say):
 
 def _print_report(report, out):
     """The scores are the command's result: printed even with -q."""
-    mirrored = ", averaged with the mirror" if report["test_time_flip"] else ""
-    scales = report.get("test_time_scales")
-    if scales:
-        mirrored += (", averaged over scales "
-                     + " ".join(f"{scale:g}" for scale in scales))
+    averaging = (", averaged with the mirror" if report["test_time_flip"]
+                 else "")
+    if report["test_time_scales"]:
+        averaging += ", averaged over scales " + " ".join(
+            f"{scale:g}" for scale in report["test_time_scales"])
     out(f"{report['data']}, {_count(report['n_instances'], 'instance')}"
-        f"{mirrored}:")
+        f"{averaging}:")
     out(f"  pixel accuracy          {report['pixel_accuracy']:.4f}")
     out(f"  average class accuracy  {report['mean_class_accuracy']:.4f}")
     out(f"  mean IoU                {report['mean_iou']:.4f}")
