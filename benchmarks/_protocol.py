@@ -43,7 +43,8 @@ def train_for(model, X, y, seconds, classes, log=print, label="",
     per-epoch test accuracy swings by a few points), taken at the middle of
     each epoch as the previous epoch's length predicts it.
     ``checkpoint(seconds_spent)`` is called after every epoch, to record an
-    accuracy-versus-time curve.
+    accuracy-versus-time curve. Ctrl-C ends the stage early (the estimator
+    keeps the weights reached), so the model is still scored and saved.
     """
     spent, last_epoch = 0.0, 0.0
     rate = model.learning_rate
@@ -55,18 +56,38 @@ def train_for(model, X, y, seconds, classes, log=print, label="",
         model.set_params(learning_rate=rate * rate_factor(
             fraction, lr_schedule, decay_last, decay_factor))
         start = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             model.partial_fit(X, y, classes=classes)
+        interrupted = _reissue(caught)
         last_epoch = time.perf_counter() - start
         spent += last_epoch
         log(f"  {label} epoch {model.n_iter_}: loss {model.loss_curve_[-1]:.4f}"
             f" lr {model.learning_rate:g}"
             f" ({spent / 60:.1f} of {seconds / 60:.1f} min)")
+        if interrupted:
+            log(f"  {label}: interrupted, ending this stage after "
+                f"{spent / 60:.1f} min")
+            break
         if checkpoint is not None:
             checkpoint(spent)
     model.set_params(learning_rate=rate)
     return spent
+
+
+def _reissue(caught):
+    """Warn again what one ``partial_fit`` warned, except the
+    ConvergenceWarning every budgeted epoch gives; True if it reported a
+    Ctrl-C (the estimator then keeps its weights and warns instead of
+    raising, so the stage must end here)."""
+    interrupted = False
+    for record in caught:
+        if issubclass(record.category, ConvergenceWarning):
+            continue
+        interrupted |= str(record.message).startswith("training interrupted")
+        warnings.warn_explicit(record.message, record.category,
+                               record.filename, record.lineno)
+    return interrupted
 
 
 class Curve:
