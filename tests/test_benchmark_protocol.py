@@ -30,25 +30,15 @@ def test_budget_runs_whole_epochs_without_convergence_warnings():
     assert lines[0].startswith("   epoch 1: loss")
 
 
-def test_ctrl_c_ends_the_stage_and_keeps_the_weights(monkeypatch):
+def test_ctrl_c_ends_the_stage_and_keeps_the_weights(interrupt_epoch):
     X, y = colour_scenes(4)
     model = _model()
-    original = RecurrentCNNSegmenter._epoch
-    calls = []
-
-    def interrupted_third_epoch(self, *args):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return original(self, *args)
-
-    monkeypatch.setattr(RecurrentCNNSegmenter, "_epoch",
-                        interrupted_third_epoch)
+    started = interrupt_epoch(3)
     lines = []
     # A budget of an hour: only the interruption can end it this soon.
     with pytest.warns(UserWarning, match="training interrupted"):
         spent = train_for(model, X, y, 3600, [0, 1, 2], log=lines.append)
-    assert len(calls) == 3 and model.n_iter_ == 2
+    assert len(started) == 3 and model.n_iter_ == 2
     assert spent < 3600
     assert "interrupted, ending this stage" in lines[-1]
     assert model.predict(X[:1]).shape == (1,) + X.shape[1:3]

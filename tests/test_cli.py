@@ -182,18 +182,8 @@ def test_train_on_stanford_layout_uses_the_canonical_fold(tmp_path, capsys):
 
 
 def test_ctrl_c_in_training_saves_the_model_reached(tmp_path, capsys,
-                                                    monkeypatch):
-    epoch = RecurrentCNNSegmenter._epoch
-    calls = []
-
-    def interrupted_second_epoch(self, *args):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return epoch(self, *args)
-
-    monkeypatch.setattr(RecurrentCNNSegmenter, "_epoch",
-                        interrupted_second_epoch)
+                                                    interrupt_epoch):
+    interrupt_epoch(2)
     path = tmp_path / "m.joblib"
     code, out, err = run(capsys, "train", "--dataset", "scenes",
                          "--n-images", "4", "--epochs", "5", "-o", path,

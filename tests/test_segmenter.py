@@ -319,18 +319,10 @@ def test_verbose_prints_one_line_per_epoch(colour_data, capsys):
     assert "validation pixel accuracy" in lines[1] and lines[1].endswith(" s")
 
 
-def test_ctrl_c_stops_cleanly_and_keeps_the_model(colour_data, monkeypatch):
+def test_ctrl_c_stops_cleanly_and_keeps_the_model(colour_data,
+                                                  interrupt_epoch):
     (X, y), _ = colour_data
-    original = RecurrentCNNSegmenter._epoch
-    calls = []
-
-    def interrupted(self, *args):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return original(self, *args)
-
-    monkeypatch.setattr(RecurrentCNNSegmenter, "_epoch", interrupted)
+    interrupt_epoch(2)
     with pytest.warns(UserWarning, match="interrupted after 1 epochs"):
         model = _model(max_iter=5).fit(X, y)
     assert model.n_iter_ == 1
