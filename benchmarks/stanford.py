@@ -24,7 +24,8 @@ scikit-image's trainable segmenter.
 ``.json`` beside it holding its training time and accuracy curve;
 ``--resume`` trains such a model on for another ``--train-minutes`` (its
 instances unchanged), so a long CPU training can be run in several parts
-and reported as one curve.
+and reported as one curve. Ctrl-C ends the current training stage early:
+the model is still scored, and saved with ``--save-model``.
 
 Usage::
 
