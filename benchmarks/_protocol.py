@@ -152,7 +152,7 @@ def evaluate(model, X, y, labels):
             "confusion": confusion.tolist()}
 
 
-def test_time_rows(model, row, X, y, labels, args):
+def augmented_rows(model, row, X, y, labels, args):
     """``row`` scored again with test-time augmentation, as extra rows:
     with ``--test-time-flip``, the mirror-averaged labelling; with
     ``--test-time-scales``, the scale-averaged one (mirrored too with
@@ -163,9 +163,9 @@ def test_time_rows(model, row, X, y, labels, args):
         variants.append(("test-time flip", dict(test_time_flip=True)))
     if args.test_time_scales:
         scales = tuple(args.test_time_scales)
-        name = "test-time scales " + "/".join(f"{s:g}" for s in scales)
-        if args.test_time_flip:
-            name = "test-time flip, " + name[len("test-time "):]
+        listed = "scales " + "/".join(f"{s:g}" for s in scales)
+        name = (f"test-time flip, {listed}" if args.test_time_flip
+                else f"test-time {listed}")
         variants.append((name, dict(test_time_flip=args.test_time_flip,
                                     test_time_scales=scales)))
     before = {name: model.get_params()[name]
@@ -257,7 +257,7 @@ def rows_for_fold(fold, X_train, y_train, X_test, y_test, n_classes, args,
                      "train_s": spent, "epochs": rcnn2.n_iter_,
                      **evaluate(rcnn2, X_test, y_test, classes)})
         log_row(rows[-1], log)
-        for extra in test_time_rows(rcnn2, rows[-1], X_test, y_test, classes,
+        for extra in augmented_rows(rcnn2, rows[-1], X_test, y_test, classes,
                                     args):
             rows.append(extra)
             log_row(extra, log)
@@ -279,7 +279,7 @@ def rows_for_fold(fold, X_train, y_train, X_test, y_test, n_classes, args,
                      "train_s": spent, "epochs": plain.n_iter_,
                      **evaluate(plain, X_test, y_test, classes)})
         log_row(rows[-1], log)
-        for extra in test_time_rows(plain, rows[-1], X_test, y_test, classes,
+        for extra in augmented_rows(plain, rows[-1], X_test, y_test, classes,
                                     args):
             rows.append(extra)
             log_row(extra, log)
