@@ -167,6 +167,16 @@ def check_choice(name, value, choices):
     return value
 
 
+def _positive_reals(name, values, message):
+    """``values`` as a tuple of finite floats > 0; any other content, or a
+    ``values`` that is not iterable, raises ValueError(``message``)."""
+    try:
+        return tuple(check_real(name, value, 0, low_open=True)
+                     for value in values)
+    except (TypeError, ValueError):
+        raise ValueError(message) from None
+
+
 def check_scale_range(scale_range):
     """Check that ``scale_range`` is None or ``(low, high)`` with
     ``0 < low <= high`` (finite reals)."""
@@ -174,14 +184,10 @@ def check_scale_range(scale_range):
         return None
     message = (f"scale_range must be None or a pair (low, high) of real "
                f"numbers with 0 < low <= high, got {scale_range!r}")
-    try:
-        low, high = (check_real("scale_range", value, 0, low_open=True)
-                     for value in scale_range)
-    except (TypeError, ValueError):
-        raise ValueError(message) from None
-    if low > high:
+    values = _positive_reals("scale_range", scale_range, message)
+    if len(values) != 2 or values[0] > values[1]:
         raise ValueError(message)
-    return low, high
+    return values
 
 
 def check_test_time_scales(scales):
@@ -191,14 +197,9 @@ def check_test_time_scales(scales):
         return (1.0,)
     message = (f"test_time_scales must be None or a non-empty sequence of "
                f"real numbers > 0, got {scales!r}")
-    if isinstance(scales, (str, bytes, dict)) or not hasattr(scales,
-                                                             "__iter__"):
+    if isinstance(scales, (str, bytes, dict)):
         raise ValueError(message)
-    try:
-        values = tuple(check_real("test_time_scales", value, 0,
-                                  low_open=True) for value in scales)
-    except (TypeError, ValueError):
-        raise ValueError(message) from None
+    values = _positive_reals("test_time_scales", scales, message)
     if not values:
         raise ValueError(message)
     return values
