@@ -297,11 +297,13 @@ class RecurrentCNNSegmenter(BaseEstimator):
         return self._layers()
 
     def _check_inference_params(self):
+        """Check the prediction parameters; return the output step and the
+        test-time scales."""
         check_choice("inference", self.inference, INFERENCE_METHODS)
         check_bool("test_time_flip", self.test_time_flip)
-        check_test_time_scales(self.test_time_scales)
+        scales = check_test_time_scales(self.test_time_scales)
         check_positive_int("max_inference_bytes", self.max_inference_bytes)
-        return _resolution_step(self.output_resolution)
+        return _resolution_step(self.output_resolution), scales
 
     # ------------------------------------------------------------------
     # Fitting
@@ -689,14 +691,13 @@ class RecurrentCNNSegmenter(BaseEstimator):
 
     def _map_images(self, X, n_instances, finish):
         self._check_fitted()
-        step = self._check_inference_params()
+        step, scales = self._check_inference_params()
         if n_instances is None:
             n_instances = self.n_instances
         check_positive_int("n_instances", n_instances)
         images, was_array = check_images(X)
         network, xp = self._network()
         out = []
-        scales = check_test_time_scales(self.test_time_scales)
         with retain_freed_memory():
             for image in images:
                 maps = [self._scaled_probabilities(network, xp, image, scale,
