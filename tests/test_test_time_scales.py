@@ -2,11 +2,11 @@
 listed size and the class probabilities, brought back to the image's size,
 are averaged."""
 
+import copy
 import warnings
 
 import numpy as np
 import pytest
-from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from skimage.transform import resize
 
@@ -27,11 +27,9 @@ def fitted():
 
 
 def _with(fitted_model, **params):
-    """The fitted model with other prediction parameters."""
-    model = clone(fitted_model).set_params(**params)
-    model.__dict__.update({k: v for k, v in fitted_model.__dict__.items()
-                           if k.endswith("_") and not k.startswith("__")})
-    return model
+    """The fitted model with other prediction parameters (a shallow copy:
+    set_params rebinds attributes of the copy only)."""
+    return copy.copy(fitted_model).set_params(**params)
 
 
 def _at_scale(model, image, scale):
