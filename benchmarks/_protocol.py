@@ -189,6 +189,7 @@ def training_params(args):
                 scale_range=(tuple(args.scale_range) if args.scale_range
                              else None),
                 solver=args.solver, momentum=args.momentum,
+                weight_averaging=args.weight_averaging,
                 learning_rate=args.learning_rate, batch_size=args.batch_size,
                 patches_per_epoch=args.patches_per_epoch, device=args.device)
 
@@ -349,6 +350,10 @@ def add_training_arguments(parser):
     parser.add_argument("--momentum", type=float, default=0.9,
                         help="momentum of --solver sgd (0: the paper's plain "
                              "SGD)")
+    parser.add_argument("--weight-averaging", type=float, metavar="DECAY",
+                        help="predict with a moving average of the weights "
+                             "over the updates with this decay, e.g. 0.999 "
+                             "(the paper: the last weights)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--patches-per-epoch", type=int, default=4096)
     parser.add_argument("--device", default="auto")
@@ -436,6 +441,8 @@ def report(args, rows, references, dataset, start, curves=()):
     if args.scale_range:
         options += (f", scales {args.scale_range[0]:g}-"
                     f"{args.scale_range[1]:g}")
+    if args.weight_averaging:
+        options += f", weights averaged (decay {args.weight_averaging:g})"
     title = (f"{dataset}, {args.train_minutes} min per model, "
              f"{args.sampling} sampling (crops {args.crop_size})"
              f"{', horizontal flips' if args.horizontal_flip else ''}"

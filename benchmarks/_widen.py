@@ -42,8 +42,8 @@ def widen(model, hidden_sizes, random_state=0):
     -------
     RecurrentCNNSegmenter
         Same predictions as ``model`` (to float32 rounding); solver state
-        cleared (the optimiser's moments do not fit the new shapes), every
-        other fitted attribute kept.
+        and weight average cleared (the optimiser's moments do not fit the
+        new shapes), every other fitted attribute kept.
     """
     if model.architecture != "rcnn2":
         raise ValueError(f"only rcnn2 can be widened, got "
@@ -71,6 +71,10 @@ def widen(model, hidden_sizes, random_state=0):
     wide.coefs_ = [grown1, grown2, grown3]
     wide.intercepts_ = [grown_b1, grown_b2, grown_b3]
     wide._solver_state = None
+    # Training goes on from the weights the model predicts with (an average
+    # of its training weights, with weight_averaging); a new average starts.
+    wide._training_weights = None
+    wide._averaged = None
     wide._predictor = None
     return wide
 

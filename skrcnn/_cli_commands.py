@@ -177,6 +177,7 @@ def estimator_params(args):
               "sampling": args.sampling, "solver": args.solver,
               "crop_size": args.crop_size if args.crop_size > 0 else None,
               "learning_rate": args.learning_rate,
+              "weight_averaging": args.weight_averaging,
               "batch_size": args.batch_size,
               "patches_per_epoch": args.patches_per_epoch,
               "max_iter": args.epochs, "device": args.device,

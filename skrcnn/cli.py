@@ -258,6 +258,10 @@ def build_parser():
     model.add_argument("--learning-rate", type=_positive_float,
                        default=defaults["learning_rate"], metavar="LR",
                        help="default: %(default)s")
+    model.add_argument("--weight-averaging", type=_fraction, metavar="DECAY",
+                       help="predict with a moving average of the weights "
+                       "over the updates, e.g. 0.999 (about the last 1000 "
+                       "updates)")
     model.add_argument("--batch-size", type=_positive_int,
                        default=defaults["batch_size"], metavar="N",
                        help="patches or crops per step (default: "

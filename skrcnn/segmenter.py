@@ -21,12 +21,14 @@ from ._validation import (check_bool, check_choice, check_class_weight_spec,
 from .architecture import CLASSES, instance_stride, patch_size, resolve_layers
 from .backend import array_module, gpu_available, resolve_device, to_numpy
 from .inference import INFERENCE_METHODS, image_scores, softmax, upsample
+from .autograd import Variable
 from .network import RecurrentNetwork
 from .preprocessing import (resize_image, scaled_shape,
                             standardize_image)
 from .training import (SOLVERS, ImageSet, accumulate_loss, centre_crop,
                        centre_frames, dense_example, make_params,
-                       sample_crops, sample_patches, zero_grads)
+                       WeightAverage, sample_crops, sample_patches,
+                       zero_grads)
 
 SAMPLINGS = ("dense", "patch")
 SCHEDULES = ("staged", "random", "fixed")
@@ -106,6 +108,15 @@ class RecurrentCNNSegmenter(BaseEstimator):
         72.1% pixel accuracy after 30 minutes, README).
     momentum : float, default=0.9
         Momentum of ``solver="sgd"``.
+    weight_averaging : float in (0, 1), optional
+        Predict with an exponential moving average of the weights over the
+        updates, with this decay per update (e.g. 0.999: about the last
+        1000 updates count), instead of the last update's weights (Polyak
+        averaging; scikit-learn's ``SGDClassifier(average=...)`` does the
+        same for linear models). Training itself follows the unaveraged
+        weights; ``warm_start`` and ``partial_fit`` go on from them and
+        from the average. Changing the decay starts a new average. None
+        (the paper): the last weights.
     batch_size : int, default=16
         Patches per step with ``sampling="patch"``.
     patches_per_epoch : int, default=4096
@@ -180,9 +191,10 @@ class RecurrentCNNSegmenter(BaseEstimator):
     patch_size_ : int
         Side of the context patch of one prediction with ``n_instances``.
     coefs_ : list of ndarray
-        Convolution weights (out, in, k, k), NumPy.
+        Convolution weights (out, in, k, k), NumPy: the averaged ones with
+        ``weight_averaging``.
     intercepts_ : list of ndarray
-        Convolution biases, NumPy.
+        Convolution biases, NumPy (averaged likewise).
     loss_curve_ : list of float
         Mean training loss per epoch.
     validation_scores_ : list of float or None
@@ -207,7 +219,7 @@ class RecurrentCNNSegmenter(BaseEstimator):
                  instance_schedule="staged", instance_loss="last",
                  class_weight=None, sampling="dense", crop_size=8,
                  solver="adam", learning_rate=1e-3, momentum=0.9,
-                 batch_size=16, patches_per_epoch=4096, max_iter=10,
+                 weight_averaging=None, batch_size=16, patches_per_epoch=4096, max_iter=10,
                  horizontal_flip=False, scale_range=None,
                  output_resolution=1.0,
                  inference="dense", test_time_flip=False,
@@ -227,6 +239,7 @@ class RecurrentCNNSegmenter(BaseEstimator):
         self.solver = solver
         self.learning_rate = learning_rate
         self.momentum = momentum
+        self.weight_averaging = weight_averaging
         self.batch_size = batch_size
         self.patches_per_epoch = patches_per_epoch
         self.max_iter = max_iter
@@ -279,6 +292,9 @@ class RecurrentCNNSegmenter(BaseEstimator):
         check_choice("solver", self.solver, tuple(SOLVERS))
         check_real("learning_rate", self.learning_rate, 0, low_open=True)
         check_real("momentum", self.momentum, 0, 1, high_open=True)
+        if self.weight_averaging is not None:
+            check_real("weight_averaging", self.weight_averaging, 0, 1,
+                       low_open=True, high_open=True)
         check_positive_int("batch_size", self.batch_size)
         check_positive_int("patches_per_epoch", self.patches_per_epoch)
         check_positive_int("max_iter", self.max_iter)
@@ -424,7 +440,11 @@ class RecurrentCNNSegmenter(BaseEstimator):
                     f"the architecture changed since the model was fitted "
                     f"({self.layers_} -> {layers}); fit without warm_start")
             random_state = copy.deepcopy(self._random_state)
+            # Training goes on from the unaveraged weights, when coefs_
+            # holds an average of them.
+            weights = getattr(self, "_training_weights", None)
             network = RecurrentNetwork(layers, len(classes), make_params(
+                weights if weights is not None else
                 _interleave(self.coefs_, self.intercepts_), xp, DTYPE))
             history = _History(self.loss_curve_, self.validation_scores_,
                                self.n_iter_, self.t_)
@@ -437,7 +457,21 @@ class RecurrentCNNSegmenter(BaseEstimator):
             # state may be read-only (joblib.load(mmap_mode="r")).
             solver.state = _map_arrays(solver_state[1], xp.array)
         return _State(device, xp, network, solver, random_state, history,
-                      classes, class_weight)
+                      classes, class_weight,
+                      self._weight_average(reset, xp))
+
+    def _weight_average(self, reset, xp):
+        """The running average of this run: None without
+        ``weight_averaging``; the fitted one (copied) when training goes on
+        with the same decay; else a new one."""
+        if self.weight_averaging is None:
+            return None
+        decay = float(self.weight_averaging)
+        saved = None if reset else getattr(self, "_averaged", None)
+        if saved is None or saved[0] != decay:
+            return WeightAverage(decay)
+        return WeightAverage(decay, [xp.array(a) for a in saved[1]],
+                             saved[2])
 
     def _split(self, images, targets, state):
         if not self.early_stopping:
@@ -475,8 +509,7 @@ class RecurrentCNNSegmenter(BaseEstimator):
                     best = history.best_validation_score
                     if final_stage and (best is None or score > best + self.tol):
                         history.best_validation_score = score
-                        best_params = [p.data.copy()
-                                       for p in state.network.params]
+                        best_params = _snapshot(state)
                         no_improvement = 0
                     elif final_stage:
                         no_improvement += 1
@@ -503,8 +536,7 @@ class RecurrentCNNSegmenter(BaseEstimator):
                           UserWarning, stacklevel=3)
             converged = True
         if best_params is not None:
-            for p, best in zip(state.network.params, best_params):
-                p.data = best
+            _restore(state, best_params)
         if not converged and n_epochs > 1:
             warnings.warn(f"stochastic training reached max_iter="
                           f"{self.max_iter} epochs before converging; raise "
@@ -575,6 +607,8 @@ class RecurrentCNNSegmenter(BaseEstimator):
             if loss is None:
                 continue
             state.solver.step(network.params)
+            if state.average is not None:
+                state.average.update(network.params)
             state.history.t += 1
             part = loss * count
             loss_sum = part if loss_sum is None else loss_sum + part
@@ -585,7 +619,9 @@ class RecurrentCNNSegmenter(BaseEstimator):
         return float(to_numpy(loss_sum)) / weight_sum
 
     def _validation_score(self, state, validation):
-        network, xp = state.network, state.xp
+        """Pixel accuracy on the held-out images, of the weights predict
+        would use."""
+        network, xp = state.predicting_network(), state.xp
         step = network.stride ** self.n_instances
         correct = total = 0
         for index in range(len(validation)):
@@ -603,14 +639,25 @@ class RecurrentCNNSegmenter(BaseEstimator):
     def _commit(self, state):
         """Publish the run's results as fitted attributes, all at once."""
         params = [to_numpy(p.data) for p in state.network.params]
+        average = state.average
+        averaged = None if average is None else average.weights()
         history = state.history
         self.classes_ = state.classes
         self.n_classes_ = len(state.classes)
         self.class_weight_ = state.class_weight
         self.layers_ = state.network.layers
         self.patch_size_ = patch_size(self.layers_, self.n_instances)
-        self.coefs_ = params[0::2]
-        self.intercepts_ = params[1::2]
+        if averaged is None:
+            self.coefs_, self.intercepts_ = params[0::2], params[1::2]
+            self._training_weights = None
+            self._averaged = None
+        else:
+            averaged = [to_numpy(a) for a in averaged]
+            self.coefs_, self.intercepts_ = averaged[0::2], averaged[1::2]
+            self._training_weights = params
+            self._averaged = (average.decay,
+                              [to_numpy(a) for a in average.sums],
+                              average.count)
         self.loss_curve_ = list(history.loss_curve)
         self.validation_scores_ = (list(history.validation_scores)
                                    if self.early_stopping else None)
@@ -839,9 +886,29 @@ class _History:
         self.t = t
 
 
+def _snapshot(state):
+    """Copies of what training changes in ``state``'s weights: the
+    weights, and the running average's sums and count."""
+    average = state.average
+    if average is None:
+        return [p.data.copy() for p in state.network.params], None
+    sums = (None if average.sums is None
+            else [a.copy() for a in average.sums])
+    return [p.data.copy() for p in state.network.params], (sums,
+                                                            average.count)
+
+
+def _restore(state, snapshot):
+    params, averaged = snapshot
+    for p, best in zip(state.network.params, params):
+        p.data = best
+    if averaged is not None:
+        state.average.sums, state.average.count = averaged
+
+
 class _State:
     def __init__(self, device, xp, network, solver, random_state, history,
-                 classes, class_weight):
+                 classes, class_weight, average=None):
         self.device = device
         self.xp = xp
         self.network = network
@@ -850,3 +917,13 @@ class _State:
         self.history = history
         self.classes = classes
         self.class_weight = class_weight
+        self.average = average
+
+    def predicting_network(self):
+        """The network with the weights prediction uses: the running
+        average's when there is one, else the trained ones."""
+        averaged = None if self.average is None else self.average.weights()
+        if averaged is None:
+            return self.network
+        return RecurrentNetwork(self.network.layers, self.network.n_classes,
+                                [Variable(a) for a in averaged])

@@ -455,6 +455,47 @@ class Adam:
 SOLVERS = {"sgd": SGD, "adam": Adam}
 
 
+class WeightAverage:
+    """Exponential moving average of the weights over the updates.
+
+    After update ``n`` the average is ``sum_k (1 - d) d**(n - k) w_k``
+    over the weights ``w_1..w_n`` reached by updates ``1..n``, divided by
+    ``1 - d**n`` so that its weights sum to 1 from the first update (no
+    pull towards the initial weights, as in Adam's bias correction).
+
+    Parameters
+    ----------
+    decay : float in (0, 1)
+        ``d``: the average spans about ``1 / (1 - d)`` updates.
+    sums : list of arrays, optional
+        The uncorrected sums of an earlier run, to go on from (not
+        copied: they are updated in place).
+    count : int, default=0
+        Updates those sums cover.
+    """
+
+    def __init__(self, decay, sums=None, count=0):
+        self.decay = decay
+        self.sums = sums
+        self.count = count
+
+    def update(self, params):
+        """Fold in the weights ``params`` (Variables) just reached."""
+        if self.sums is None:
+            self.sums = [p.data * 0 for p in params]
+        for total, p in zip(self.sums, params):
+            total *= self.decay
+            total += (1 - self.decay) * p.data
+        self.count += 1
+
+    def weights(self):
+        """The averaged weights (new arrays), or None before any update."""
+        if not self.count:
+            return None
+        correction = 1 - self.decay ** self.count
+        return [total / correction for total in self.sums]
+
+
 def zero_grads(params):
     """Forget the gradients of the last step."""
     for p in params:

@@ -107,12 +107,14 @@ def test_train_options_reach_the_estimator(tmp_path, capsys):
                          "--instance-loss", "all", "--schedule", "random",
                          "--horizontal-flip", "--class-weight", "balanced",
                          "--scale-range", "0.8", "1.25",
+                         "--weight-averaging", "0.99",
                          "-o", path, *TINY)
     assert code == 0, err
     model = joblib.load(path)["model"]
     assert (model.instance_loss, model.instance_schedule,
-            model.horizontal_flip, model.class_weight, model.scale_range) == (
-        "all", "random", True, "balanced", (0.8, 1.25))
+            model.horizontal_flip, model.class_weight, model.scale_range,
+            model.weight_averaging) == (
+        "all", "random", True, "balanced", (0.8, 1.25), 0.99)
     assert model.class_weight_.shape == (model.n_classes_,)
 
 
@@ -515,6 +517,9 @@ def _bad_inputs(tmp_path, model_file):
         ("zero scale", ["train", "--dataset", "scenes", "-o", out,
                         "--scale-range", "0", "1.2"],
          "--scale-range: must be a number > 0, got '0'"),
+        ("averaging decay 1", ["train", "--dataset", "scenes", "-o", out,
+                               "--weight-averaging", "1"],
+         "--weight-averaging: must be a number between 0 and 1, got '1'"),
         ("bad dataset", ["train", "--dataset", "imagenet", "-o", out],
          "invalid choice"),
     ]

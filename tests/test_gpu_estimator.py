@@ -40,6 +40,7 @@ def _fit(device, **params):
                                     dict(class_weight="balanced"),
                                     dict(test_time_flip=True),
                                     dict(scale_range=(0.8, 1.25)),
+                                    dict(weight_averaging=0.9),
                                     dict(test_time_flip=True,
                                          test_time_scales=(0.75, 1.0))])
 def test_same_seed_same_model_on_cpu_and_gpu(params):

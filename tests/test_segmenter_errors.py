@@ -67,6 +67,11 @@ def test_bad_training_input_is_named(change, message, no_training):
     (dict(solver="lbfgs"), "solver must be one of"),
     (dict(learning_rate=0), r"learning_rate must be a real number in \(0"),
     (dict(momentum=1.0), "momentum must be"),
+    (dict(weight_averaging=1.0), r"weight_averaging must be a real number "
+     r"in \(0, 1\), got 1.0"),
+    (dict(weight_averaging=0), r"weight_averaging must .* got 0"),
+    (dict(weight_averaging=True), "weight_averaging must be"),
+    (dict(weight_averaging="0.999"), "weight_averaging must be"),
     (dict(batch_size=0), "batch_size must be"),
     (dict(crop_size=0), "crop_size must be"),
     (dict(max_iter=2.5), "max_iter must be"),

@@ -66,3 +66,20 @@ def test_widening_refuses_what_it_cannot_do(fitted):
     with pytest.raises(ValueError, match="only rcnn2 can be widened, got "
                                          "'plain'"):
         widen(plain, (3, 3))
+
+
+def test_an_averaged_model_trains_on_from_the_weights_it_predicts_with(
+        fitted):
+    _, X, y = fitted
+    averaged = RecurrentCNNSegmenter(
+        hidden_sizes=(3, 4), n_instances=2, instance_schedule="fixed",
+        patches_per_epoch=32, batch_size=8, max_iter=2, random_state=0,
+        weight_averaging=0.9).fit(X, y)
+    wide = widen(averaged, (5, 7), random_state=1)
+    np.testing.assert_allclose(wide.predict_proba(X),
+                               averaged.predict_proba(X), atol=1e-6)
+    wide.partial_fit(X, y)
+    # A new average over the 4 updates of that epoch, of the wide weights.
+    assert wide._averaged[2] == 4
+    assert [w.shape for w in wide._training_weights[0::2]] == [
+        c.shape for c in wide.coefs_]
