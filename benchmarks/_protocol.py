@@ -1,6 +1,7 @@
 """Shared pieces of the paper benchmarks: training on a time budget,
 scoring a test set, and writing the result tables (JSON + Markdown)."""
 
+import copy
 import json
 import math
 import os
@@ -156,8 +157,10 @@ def augmented_rows(model, row, X, y, labels, args):
     """``row`` scored again with test-time augmentation, as extra rows:
     with ``--test-time-flip``, the mirror-averaged labelling; with
     ``--test-time-scales``, the scale-averaged one (mirrored too with
-    ``--test-time-flip``). The model is left as it was, since training may
-    go on."""
+    ``--test-time-flip``). For a model with ``weight_averaging``, the
+    same again with its last (unaveraged) training weights, so the two
+    compare on one training run. The model is left as it was, since
+    training may go on."""
     variants = []
     if args.test_time_flip:
         variants.append(("test-time flip", dict(test_time_flip=True)))
@@ -178,7 +181,25 @@ def augmented_rows(model, row, X, y, labels, args):
                          **evaluate(model, X, y, labels)})
         finally:
             model.set_params(**before)
+    last = unaveraged(model)
+    if last is not None:
+        base = {**row, "model": f"{row['model']}, last weights (not "
+                f"averaged)", **evaluate(last, X, y, labels)}
+        rows += [base] + augmented_rows(last, base, X, y, labels, args)
     return rows
+
+
+def unaveraged(model):
+    """A shallow copy of ``model`` that predicts with its last training
+    weights instead of their running average (None without one)."""
+    weights = getattr(model, "_training_weights", None)
+    if weights is None:
+        return None
+    last = copy.copy(model)
+    last.coefs_, last.intercepts_ = weights[0::2], weights[1::2]
+    last._training_weights = last._averaged = None
+    last._predictor = None
+    return last
 
 
 def training_params(args):
