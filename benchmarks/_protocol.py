@@ -96,13 +96,17 @@ class Curve:
 
     Called after each epoch with the training seconds of the current stage;
     scores the model whenever another ``minutes`` of training (counted over
-    all stages, from ``offset``) have passed since the last point.
+    all stages, from ``offset``) have passed since the last point, then
+    calls ``on_point(model, total_seconds, points)`` if given (to save the
+    model, so that a run cut short keeps its last checkpoint).
     """
 
-    def __init__(self, model, X, y, labels, minutes, log=print):
+    def __init__(self, model, X, y, labels, minutes, log=print,
+                 on_point=None):
         self.model, self.X, self.y, self.labels = model, X, y, labels
         self.every = minutes * 60
         self.log = log
+        self.on_point = on_point
         self.offset = 0.0
         self.points = []
 
@@ -125,6 +129,8 @@ class Curve:
                  f"{self.model.n_instances} instances: pixel "
                  f"{100 * scores['pixel_accuracy']:.1f}%, class "
                  f"{100 * scores['mean_class_accuracy']:.1f}%")
+        if self.on_point is not None:
+            self.on_point(self.model, total, list(self.points))
 
     def markdown(self):
         lines = ["| training | instances | epochs | learning rate | "
@@ -238,7 +244,8 @@ def make_model(architecture, n_instances, args, hidden_sizes=None):
 
 
 def rows_for_fold(fold, X_train, y_train, X_test, y_test, n_classes, args,
-                  plain_hidden=(25, 50), log=print, resumed=None):
+                  plain_hidden=(25, 50), log=print, resumed=None,
+                  on_checkpoint=None):
     """Table rows of one fold: rcnn2 with 2 then 3 instances (one model,
     the paper's staged training: the third instance is added to the trained
     two-instance network and training continues) and the plain network.
@@ -246,7 +253,8 @@ def rows_for_fold(fold, X_train, y_train, X_test, y_test, n_classes, args,
     ``resumed`` is (model, seconds it was trained, its curve points): that
     rcnn2 model then trains on at its number of instances for the whole
     budget instead of the two stages, and its row and curve count the
-    earlier training time too.
+    earlier training time too. ``on_checkpoint`` is passed to the
+    :class:`Curve` as its ``on_point``.
 
     Returns the rows, the rcnn2 model (None with ``args.no_rcnn2``) and its
     accuracy-versus-time :class:`Curve` (empty unless
@@ -265,7 +273,8 @@ def rows_for_fold(fold, X_train, y_train, X_test, y_test, n_classes, args,
             "rcnn2", 2, args, hidden_sizes=args.rcnn2_hidden_sizes)
     if rcnn2 is not None:
         rcnn2.set_params(class_weight=weights)
-    curve = Curve(rcnn2, X_test, y_test, classes, args.curve_minutes, log)
+    curve = Curve(rcnn2, X_test, y_test, classes, args.curve_minutes, log,
+                  on_point=on_checkpoint)
 
     def train_rcnn2(seconds, earlier_s):
         """Train rcnn2 at its instances for ``seconds`` more, after

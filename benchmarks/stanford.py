@@ -21,7 +21,9 @@ beside REFERENCE.md's accuracy bars, its PyTorch 30-minute figure and
 scikit-image's trainable segmenter.
 
 ``--save-model`` keeps the canonical fold's rcnn2 model, with a
-``.json`` beside it holding its training time and accuracy curve;
+``.json`` beside it holding its training time and accuracy curve (saved at
+every ``--curve-minutes`` checkpoint too, so a run that is killed keeps
+its last one);
 ``--resume`` trains such a model on for another ``--train-minutes`` (its
 instances unchanged), so a long CPU training can be run in several parts
 and reported as one curve. Ctrl-C ends the current training stage early:
@@ -72,16 +74,19 @@ REFERENCES = [
 ]
 
 
-def save_resumable(path, model, fold_rows, curve, canonical):
-    """The model, and beside it its training time and curve (for
-    ``--resume``; only a model of the whole canonical fold can resume)."""
-    joblib.dump(model, path)
-    trained = [r for r in fold_rows if r["model"].startswith("rcnn2")]
-    with open(path + ".json", "w") as f:
-        json.dump({"split": "canonical fold 0" if canonical else None,
-                   "n_instances": model.n_instances,
-                   "train_s": trained[-1]["train_s"],
-                   "curve": curve.points}, f, indent=2)
+def save_resumable(path, model, train_s, points, canonical):
+    """The model, and beside it its training time and curve points (for
+    ``--resume``; only a model of the whole canonical fold can resume).
+    Both files are written under temporary names and then renamed, so a
+    run killed while saving leaves the previous pair whole."""
+    sidecar = {"split": "canonical fold 0" if canonical else None,
+               "n_instances": model.n_instances, "train_s": train_s,
+               "curve": points}
+    joblib.dump(model, path + ".part")
+    with open(path + ".json.part", "w") as f:
+        json.dump(sidecar, f, indent=2)
+    os.replace(path + ".part", path)
+    os.replace(path + ".json.part", path + ".json")
 
 
 def load_resumable(path, args, parser):
@@ -159,17 +164,23 @@ def main(argv=None):
         print(f"fold {index}: {len(train)} train / {len(test)} test images, "
               f"{args.train_minutes} min per model", flush=True)
         pick = lambda seq, idx: [seq[i] for i in idx]  # noqa: E731
+        whole_fold = args.canonical and not (args.n_train or args.n_test)
+        save = None
+        if args.save_model:
+            def save(model, train_s, points):
+                save_resumable(args.save_model, model, train_s, points,
+                               whole_fold)
         fold_rows, model, curve = rows_for_fold(
             index, pick(data.images, train), pick(data.labels, train),
             pick(data.images, test), pick(data.labels, test),
             len(data.class_names), args,
-            log=lambda line: print(line, flush=True), resumed=resumed)
+            log=lambda line: print(line, flush=True), resumed=resumed,
+            on_checkpoint=save)
         rows += fold_rows
         curves.append((index, curve))
-        if args.save_model and model is not None:
-            save_resumable(args.save_model, model, fold_rows, curve,
-                           args.canonical and not (args.n_train
-                                                   or args.n_test))
+        if save is not None and model is not None:
+            trained = [r for r in fold_rows if r["model"].startswith("rcnn2")]
+            save(model, trained[-1]["train_s"], curve.points)
     protocol = ("canonical fold 0" if args.canonical
                 else f"{len(folds)} of the 5 paper folds")
     report(args, rows, REFERENCES, f"Stanford Background, {protocol}", start,

@@ -13,7 +13,9 @@ from scenes import SMALL, colour_scenes
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..",
                                 "benchmarks"))
-from _protocol import augmented_rows, evaluate, train_for  # noqa: E402
+from _protocol import (Curve, augmented_rows, evaluate,  # noqa: E402
+                       training_params, train_for)
+from stanford import load_resumable, save_resumable  # noqa: E402
 
 
 def _model():
@@ -72,3 +74,40 @@ def test_an_averaged_model_is_also_scored_with_its_last_weights():
     # The model given keeps its averaged weights and settings.
     assert averaged._training_weights is not None
     assert averaged.test_time_flip is False
+
+
+def test_checkpoints_save_the_model_and_resume_from_the_last(tmp_path):
+    X, y = colour_scenes(4)
+    model = _model().set_params(learning_rate=1e-2)
+    path = str(tmp_path / "rcnn2.joblib")
+    saved = []
+
+    def save(model, train_s, points):
+        save_resumable(path, model, train_s, points, canonical=True)
+        saved.append((train_s, model.n_iter_))
+
+    # A point after every epoch's worth of (fake) time: every call scores.
+    curve = Curve(model, X, y, [0, 1, 2], minutes=1e-9, log=lambda _: None,
+                  on_point=save)
+    for epoch in range(3):
+        model.partial_fit(X, y, classes=[0, 1, 2])
+        curve(60.0 * (epoch + 1))
+    assert saved == [(60.0, 1), (120.0, 2), (180.0, 3)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "rcnn2.joblib", "rcnn2.joblib.json"]  # no partial files left
+
+    # --resume reads the last checkpoint back. It takes rcnn2 models only,
+    # so this small one is saved again under that name.
+    model.set_params(architecture="rcnn2")
+    save_resumable(path, model, 180.0, curve.points, canonical=True)
+    args = argparse.Namespace(**{k: getattr(model, k) for k in (
+        "sampling", "crop_size", "instance_loss", "horizontal_flip",
+        "solver", "momentum", "learning_rate", "batch_size",
+        "patches_per_epoch", "device", "weight_averaging")},
+        scale_range=None)
+    parser = argparse.ArgumentParser()
+    resumed, train_s, points = load_resumable(path, args, parser)
+    assert train_s == 180.0 and points == curve.points
+    assert resumed.n_iter_ == 3
+    assert resumed.get_params() == {**model.get_params(),
+                                    **training_params(args)}
