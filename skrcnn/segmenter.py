@@ -115,8 +115,9 @@ class RecurrentCNNSegmenter(BaseEstimator):
         averaging; scikit-learn's ``SGDClassifier(average=...)`` does the
         same for linear models). Training itself follows the unaveraged
         weights; ``warm_start`` and ``partial_fit`` go on from them and
-        from the average. Changing the decay starts a new average. None
-        (the paper): the last weights.
+        from the average. Early stopping scores (and restores) the
+        average. Changing the decay starts a new average. None (the
+        paper): the last weights.
     batch_size : int, default=16
         Patches per step with ``sampling="patch"``.
     patches_per_epoch : int, default=4096
