@@ -40,6 +40,10 @@ Usage::
         --save-model rcnn2.joblib
     python benchmarks/stanford.py --canonical --no-plain --train-minutes 60 \
         --resume rcnn2.joblib --save-model rcnn2.joblib          # 160 min
+    # ... predicting with a moving average of the weights (and scored with
+    # the last weights too, as extra rows):
+    python benchmarks/stanford.py --canonical --no-plain --train-minutes 60 \
+        --resume rcnn2.joblib --weight-averaging 0.999 --save-model rcnn2.joblib
     # ... then on with 100 instead of 50 units in conv 2:
     python benchmarks/stanford.py --canonical --no-plain --train-minutes 60 \
         --resume rcnn2.joblib --widen 25 100 --save-model rcnn2-wide.joblib
