@@ -1,5 +1,6 @@
-"""Shared pytest setup: make the helper modules in tests/ importable, and
-a fixture that presses Ctrl-C during training.
+"""Shared pytest setup: make the helper modules in tests/ importable, a
+fixture that presses Ctrl-C during training, and the real Stanford
+Background Dataset when it is available.
 
 pytest's default import mode already puts this directory on ``sys.path`` for
 test modules outside a package; inserting it here as well keeps
@@ -7,6 +8,7 @@ test modules outside a package; inserting it here as well keeps
 """
 
 import os
+import pathlib
 import sys
 
 import pytest
@@ -14,6 +16,34 @@ import pytest
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
+
+REPO_ROOT = pathlib.Path(_HERE).parent
+
+
+def _real_stanford_archive():
+    """``$SKRCNN_STANFORD_ARCHIVE``, else this workplace's read-only copy
+    beside the repository; None when neither is there."""
+    candidates = [os.environ.get("SKRCNN_STANFORD_ARCHIVE"),
+                  REPO_ROOT.parent / "shared" / "data" / "iccv09Data.tar.gz"]
+    for candidate in candidates:
+        if candidate and os.path.isfile(candidate):
+            return pathlib.Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def real_stanford(tmp_path_factory):
+    """The real Stanford Background Bunch, parsed once per session from the
+    archive as distributed (skips the test without it)."""
+    from skrcnn.datasets import load_stanford_background
+
+    archive = _real_stanford_archive()
+    if archive is None:
+        pytest.skip("the real iccv09Data.tar.gz is not available "
+                    "(set SKRCNN_STANFORD_ARCHIVE)")
+    home = tmp_path_factory.mktemp("stanford")
+    (home / "iccv09Data.tar.gz").symlink_to(archive)
+    return load_stanford_background(data_home=home)
 
 
 @pytest.fixture

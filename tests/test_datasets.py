@@ -24,7 +24,6 @@ from skrcnn.datasets import (CorruptDataError, DataNotFoundError,
 from skrcnn.datasets import _sift_flow, _stanford
 from skrcnn.datasets._stanford import parse_label_matrix
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def _jpeg_bytes(image):
@@ -570,23 +569,8 @@ def test_sift_flow_integer_label_matrices_are_accepted(tmp_path):
 
 # ----------------------------------------------------- the real archive
 
-def _real_stanford_archive():
-    candidates = [os.environ.get("SKRCNN_STANFORD_ARCHIVE"),
-                  REPO_ROOT.parent / "shared" / "data" / "iccv09Data.tar.gz"]
-    for candidate in candidates:
-        if candidate and os.path.isfile(candidate):
-            return pathlib.Path(candidate)
-    return None
-
-
-def test_real_stanford_archive(tmp_path):
-    archive = _real_stanford_archive()
-    if archive is None:
-        pytest.skip("the real iccv09Data.tar.gz is not available "
-                    "(set SKRCNN_STANFORD_ARCHIVE)")
-    (tmp_path / "iccv09Data.tar.gz").symlink_to(archive)
-    data = load_stanford_background(data_home=tmp_path)
-
+def test_real_stanford_archive(real_stanford):
+    data = real_stanford
     assert len(data.images) == len(data.labels) == 715
     assert data.filenames == sorted(data.filenames)
     shapes = [image.shape[:2] for image in data.images]
