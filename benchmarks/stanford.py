@@ -23,7 +23,7 @@ scikit-image's trainable segmenter.
 ``--save-model`` keeps the canonical fold's rcnn2 model, with a
 ``.json`` beside it holding its training time and accuracy curve (saved at
 every ``--curve-minutes`` checkpoint too, so a run that is killed keeps
-its last one);
+its last one; one taken in the 2-instance stage resumes with 2 instances);
 ``--resume`` trains such a model on for another ``--train-minutes`` (its
 instances unchanged), so a long CPU training can be run in several parts
 and reported as one curve. Ctrl-C ends the current training stage early:
@@ -81,16 +81,23 @@ REFERENCES = [
 def save_resumable(path, model, train_s, points, canonical):
     """The model, and beside it its training time and curve points (for
     ``--resume``; only a model of the whole canonical fold can resume).
-    Both files are written under temporary names and then renamed, so a
-    run killed while saving leaves the previous pair whole."""
+
+    Each file is written under a temporary name (same extension, so joblib
+    compresses as the name asks) and then renamed, so a run killed while
+    saving leaves whole files; the sidecar records the model's update
+    count, so that :func:`load_resumable` notices a model renamed without
+    its sidecar."""
     sidecar = {"split": "canonical fold 0" if canonical else None,
-               "n_instances": model.n_instances, "train_s": train_s,
-               "curve": points}
-    joblib.dump(model, path + ".part")
-    with open(path + ".json.part", "w") as f:
+               "n_instances": model.n_instances, "updates": model.t_,
+               "train_s": train_s, "curve": points}
+    folder, name = os.path.split(path)
+    model_part = os.path.join(folder, ".part." + name)
+    sidecar_part = model_part + ".json"
+    joblib.dump(model, model_part)
+    with open(sidecar_part, "w") as f:
         json.dump(sidecar, f, indent=2)
-    os.replace(path + ".part", path)
-    os.replace(path + ".json.part", path + ".json")
+    os.replace(model_part, path)
+    os.replace(sidecar_part, path + ".json")
 
 
 def load_resumable(path, args, parser):
@@ -105,6 +112,11 @@ def load_resumable(path, args, parser):
         parser.error(f"--resume {path}: it was not trained on the whole "
                      f"canonical fold ({sidecar} says {saved.get('split')})")
     model = joblib.load(path)
+    # Sidecars written before the update count was recorded have none.
+    if saved.get("updates", model.t_) != model.t_:
+        parser.error(f"--resume {path}: {sidecar} belongs to another save "
+                     f"of it ({saved['updates']} updates, the model has "
+                     f"{model.t_}); was a save cut short?")
     if model.architecture != "rcnn2":
         parser.error(f"--resume {path}: an rcnn2 model is needed, this one "
                      f"is {model.architecture!r}")

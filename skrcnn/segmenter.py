@@ -19,9 +19,9 @@ from ._validation import (check_bool, check_choice, check_class_weight_spec,
                           check_real, check_scale_range,
                           check_test_time_scales, resolve_class_weight)
 from .architecture import CLASSES, instance_stride, patch_size, resolve_layers
+from .autograd import Variable
 from .backend import array_module, gpu_available, resolve_device, to_numpy
 from .inference import INFERENCE_METHODS, image_scores, softmax, upsample
-from .autograd import Variable
 from .network import RecurrentNetwork
 from .preprocessing import (resize_image, scaled_shape,
                             standardize_image)
@@ -220,7 +220,7 @@ class RecurrentCNNSegmenter(BaseEstimator):
                  instance_schedule="staged", instance_loss="last",
                  class_weight=None, sampling="dense", crop_size=8,
                  solver="adam", learning_rate=1e-3, momentum=0.9,
-                 weight_averaging=None, batch_size=16, patches_per_epoch=4096, max_iter=10,
+                 batch_size=16, patches_per_epoch=4096, max_iter=10,
                  horizontal_flip=False, scale_range=None,
                  output_resolution=1.0,
                  inference="dense", test_time_flip=False,
@@ -228,7 +228,7 @@ class RecurrentCNNSegmenter(BaseEstimator):
                  early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=5, tol=1e-4,
                  warm_start=False, random_state=None, verbose=0,
-                 max_inference_bytes=768 * 2 ** 20):
+                 max_inference_bytes=768 * 2 ** 20, weight_averaging=None):
         self.architecture = architecture
         self.hidden_sizes = hidden_sizes
         self.n_instances = n_instances
@@ -639,9 +639,18 @@ class RecurrentCNNSegmenter(BaseEstimator):
 
     def _commit(self, state):
         """Publish the run's results as fitted attributes, all at once."""
+        # Every device-to-host copy first, so that a failing one leaves the
+        # fitted attributes as they were.
         params = [to_numpy(p.data) for p in state.network.params]
         average = state.average
         averaged = None if average is None else average.weights()
+        if averaged is not None:
+            averaged = [to_numpy(a) for a in averaged]
+            averaged_state = (average.decay,
+                              [to_numpy(a) for a in average.sums],
+                              average.count)
+        solver_state = (self.solver, None if state.solver.state is None
+                        else _map_arrays(state.solver.state, to_numpy))
         history = state.history
         self.classes_ = state.classes
         self.n_classes_ = len(state.classes)
@@ -653,12 +662,9 @@ class RecurrentCNNSegmenter(BaseEstimator):
             self._training_weights = None
             self._averaged = None
         else:
-            averaged = [to_numpy(a) for a in averaged]
             self.coefs_, self.intercepts_ = averaged[0::2], averaged[1::2]
             self._training_weights = params
-            self._averaged = (average.decay,
-                              [to_numpy(a) for a in average.sums],
-                              average.count)
+            self._averaged = averaged_state
         self.loss_curve_ = list(history.loss_curve)
         self.validation_scores_ = (list(history.validation_scores)
                                    if self.early_stopping else None)
@@ -667,9 +673,7 @@ class RecurrentCNNSegmenter(BaseEstimator):
         self.t_ = history.t
         self.n_features_in_ = 3
         self._random_state = state.random_state
-        self._solver_state = (
-            self.solver, None if state.solver.state is None
-            else _map_arrays(state.solver.state, to_numpy))
+        self._solver_state = solver_state
         self._predictor = None
 
     # ------------------------------------------------------------------

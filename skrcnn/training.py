@@ -468,8 +468,7 @@ class WeightAverage:
     decay : float in (0, 1)
         ``d``: the average spans about ``1 / (1 - d)`` updates.
     sums : list of arrays, optional
-        The uncorrected sums of an earlier run, to go on from (not
-        copied: they are updated in place).
+        The uncorrected sums of an earlier run, to go on from.
     count : int, default=0
         Updates those sums cover.
     """
@@ -481,12 +480,14 @@ class WeightAverage:
 
     def update(self, params):
         """Fold in the weights ``params`` (Variables) just reached."""
+        decay = self.decay
         if self.sums is None:
             self.sums = [p.data * 0 for p in params]
-        for total, p in zip(self.sums, params):
-            total *= self.decay
-            total += (1 - self.decay) * p.data
-        self.count += 1
+        # New arrays, swapped in with the count: a Ctrl-C mid-update leaves
+        # the previous average whole.
+        sums = [decay * total + (1 - decay) * p.data
+                for total, p in zip(self.sums, params)]
+        self.sums, self.count = sums, self.count + 1
 
     def weights(self):
         """The averaged weights (new arrays), or None before any update."""

@@ -34,7 +34,8 @@ def _real_stanford_archive():
 @pytest.fixture(scope="session")
 def real_stanford(tmp_path_factory):
     """The real Stanford Background Bunch, parsed once per session from the
-    archive as distributed (skips the test without it)."""
+    archive as distributed (skips the test without it). Shared by the
+    tests: read it, never change it."""
     from skrcnn.datasets import load_stanford_background
 
     archive = _real_stanford_archive()

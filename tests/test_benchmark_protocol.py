@@ -6,6 +6,7 @@ import sys
 import argparse
 import warnings
 
+import numpy as np
 import pytest
 
 from skrcnn import RecurrentCNNSegmenter
@@ -76,15 +77,19 @@ def test_an_averaged_model_is_also_scored_with_its_last_weights():
     assert averaged.test_time_flip is False
 
 
-def test_checkpoints_save_the_model_and_resume_from_the_last(tmp_path):
+def test_checkpoints_save_the_model_and_resume_from_the_last(tmp_path,
+                                                          capsys):
     X, y = colour_scenes(4)
-    model = _model().set_params(learning_rate=1e-2)
+    # --resume takes rcnn2 models only: a tiny one.
+    model = RecurrentCNNSegmenter(hidden_sizes=(2, 2), n_instances=1,
+                                  crop_size=None, learning_rate=1e-2,
+                                  random_state=0)
     path = str(tmp_path / "rcnn2.joblib")
     saved = []
 
     def save(model, train_s, points):
         save_resumable(path, model, train_s, points, canonical=True)
-        saved.append((train_s, model.n_iter_))
+        saved.append(train_s)
 
     # A point after every epoch's worth of (fake) time: every call scores.
     curve = Curve(model, X, y, [0, 1, 2], minutes=1e-9, log=lambda _: None,
@@ -92,14 +97,11 @@ def test_checkpoints_save_the_model_and_resume_from_the_last(tmp_path):
     for epoch in range(3):
         model.partial_fit(X, y, classes=[0, 1, 2])
         curve(60.0 * (epoch + 1))
-    assert saved == [(60.0, 1), (120.0, 2), (180.0, 3)]
+    assert saved == [60.0, 120.0, 180.0]
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "rcnn2.joblib", "rcnn2.joblib.json"]  # no partial files left
 
-    # --resume reads the last checkpoint back. It takes rcnn2 models only,
-    # so this small one is saved again under that name.
-    model.set_params(architecture="rcnn2")
-    save_resumable(path, model, 180.0, curve.points, canonical=True)
+    # What the last checkpoint wrote is what --resume reads back.
     args = argparse.Namespace(**{k: getattr(model, k) for k in (
         "sampling", "crop_size", "instance_loss", "horizontal_flip",
         "solver", "momentum", "learning_rate", "batch_size",
@@ -107,7 +109,23 @@ def test_checkpoints_save_the_model_and_resume_from_the_last(tmp_path):
         scale_range=None)
     parser = argparse.ArgumentParser()
     resumed, train_s, points = load_resumable(path, args, parser)
-    assert train_s == 180.0 and points == curve.points
-    assert resumed.n_iter_ == 3
+    assert train_s == 180.0 and points == curve.points and len(points) == 3
+    assert resumed.n_iter_ == 3 and resumed.t_ == model.t_
+    for a, b in zip(resumed.coefs_, model.coefs_):
+        np.testing.assert_array_equal(a, b)
     assert resumed.get_params() == {**model.get_params(),
                                     **training_params(args)}
+
+    # A model whose sidecar is from another save (a save cut between the
+    # two renames) is refused rather than resumed with the wrong curve.
+    with open(path + ".json") as f:
+        sidecar = f.read()
+    model.partial_fit(X, y)
+    save_resumable(path, model, 240.0, curve.points, canonical=True)
+    with open(path + ".json", "w") as f:
+        f.write(sidecar)
+    with pytest.raises(SystemExit):
+        load_resumable(path, args, parser)
+    updates = model.t_ - model.t_ // 4  # 4 epochs of equal steps, 3 saved
+    assert (f"belongs to another save of it ({updates} updates, the model "
+            f"has {model.t_})") in capsys.readouterr().err

@@ -25,7 +25,6 @@ from skrcnn.datasets import _sift_flow, _stanford
 from skrcnn.datasets._stanford import parse_label_matrix
 
 
-
 def _jpeg_bytes(image):
     # imageio is what skimage.io.imsave calls; it can also return the bytes.
     return iio.imwrite("<bytes>", image, extension=".jpg", quality=95)

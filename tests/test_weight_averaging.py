@@ -72,14 +72,16 @@ def test_coefs_are_the_average_of_every_update(data, recorded):
     for got, want in zip(interleaved, expected):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
         assert got.dtype == np.float32
+    assert all(w.dtype == np.float32 for w in weights)
     # The average differs from the last update's weights, which training
     # follows exactly as without averaging.
-    assert not np.allclose(interleaved[0], recorded[-1][0], atol=1e-4)
-    plain = _fit(_model(), X, y)
-    for got, want in zip(_weights(plain),
-                         recorded[-1][0::2] + recorded[-1][1::2]):
+    last = recorded[-1]
+    assert not np.allclose(interleaved[0], last[0], atol=1e-4)
+    for got, want in zip(model._training_weights, last):
         np.testing.assert_array_equal(got, want)
-    assert all(w.dtype == np.float32 for w in weights)
+    plain = _fit(_model(), X, y)
+    for got, want in zip(_weights(plain), last[0::2] + last[1::2]):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_a_tiny_decay_keeps_the_last_weights(data):
@@ -155,3 +157,17 @@ def test_early_stopping_restores_the_best_epochs_average(data):
         np.testing.assert_array_equal(a, b)
     # Three epochs ran; the average is the first epoch's three updates.
     assert stopped._averaged[2] == one_epoch._averaged[2] == 3
+
+
+def test_early_stopping_scores_the_average(data):
+    X, y = data
+    params = dict(early_stopping=True, max_iter=3, validation_fraction=0.5,
+                  n_iter_no_change=5)
+    averaged = _fit(_model(weight_averaging=0.5, **params), X, y)
+    plain = _fit(_model(**params), X, y)
+    # The same training run (same split, same updates; the weights kept at
+    # the end are each run's best epoch's, which may differ) ...
+    assert averaged.loss_curve_ == plain.loss_curve_
+    # ... scored through different weights: were the validation scores
+    # those of the training weights, they would be equal.
+    assert averaged.validation_scores_ != plain.validation_scores_
