@@ -644,8 +644,12 @@ class RecurrentCNNSegmenter(BaseEstimator):
         params = [to_numpy(p.data) for p in state.network.params]
         average = state.average
         averaged = None if average is None else average.weights()
-        if averaged is not None:
-            averaged = [to_numpy(a) for a in averaged]
+        if averaged is None:
+            # coefs_ are the training weights themselves.
+            published, training_weights, averaged_state = params, None, None
+        else:
+            published = [to_numpy(a) for a in averaged]
+            training_weights = params
             averaged_state = (average.decay,
                               [to_numpy(a) for a in average.sums],
                               average.count)
@@ -657,14 +661,9 @@ class RecurrentCNNSegmenter(BaseEstimator):
         self.class_weight_ = state.class_weight
         self.layers_ = state.network.layers
         self.patch_size_ = patch_size(self.layers_, self.n_instances)
-        if averaged is None:
-            self.coefs_, self.intercepts_ = params[0::2], params[1::2]
-            self._training_weights = None
-            self._averaged = None
-        else:
-            self.coefs_, self.intercepts_ = averaged[0::2], averaged[1::2]
-            self._training_weights = params
-            self._averaged = averaged_state
+        self.coefs_, self.intercepts_ = published[0::2], published[1::2]
+        self._training_weights = training_weights
+        self._averaged = averaged_state
         self.loss_curve_ = list(history.loss_curve)
         self.validation_scores_ = (list(history.validation_scores)
                                    if self.early_stopping else None)
@@ -892,15 +891,12 @@ class _History:
 
 
 def _snapshot(state):
-    """Copies of what training changes in ``state``'s weights: the
-    weights, and the running average's sums and count."""
+    """What training changes in ``state``'s weights: copies of the
+    weights, and the running average's sums and count (kept as they are:
+    :meth:`WeightAverage.update` replaces the sums, never changes them)."""
+    params = [p.data.copy() for p in state.network.params]
     average = state.average
-    if average is None:
-        return [p.data.copy() for p in state.network.params], None
-    sums = (None if average.sums is None
-            else [a.copy() for a in average.sums])
-    return [p.data.copy() for p in state.network.params], (sums,
-                                                            average.count)
+    return params, None if average is None else (average.sums, average.count)
 
 
 def _restore(state, snapshot):
