@@ -29,6 +29,7 @@ import time
 import numpy as np
 
 from skrcnn._allocator import retain_freed_memory
+from skrcnn._parallel import parallel_cpu
 from skrcnn.architecture import patch_size, resolve_layers
 from skrcnn.inference import image_scores
 from skrcnn.network import RecurrentNetwork, rgb_offsets
@@ -151,7 +152,8 @@ def training_table(args, torch):
                                 np)
                 solver.step(network.params)
 
-            seconds = median_time(ours, args.repeats, args.min_seconds)
+            with ours_threads(args):
+                seconds = median_time(ours, args.repeats, args.min_seconds)
             row = {"net": name, "instances": n_instances, "patch": side,
                    "batch": batch, "ours_per_s": batch / seconds,
                    "reference_torch_per_s":
@@ -164,6 +166,13 @@ def training_table(args, torch):
             rows.append(row)
             print_row(row)
     return rows
+
+
+def ours_threads(args):
+    """skrcnn's threading as fit and predict run it (``skrcnn._parallel``),
+    or BLAS's own threads alone with ``--blas-threads-only``."""
+    return (contextlib.nullcontext() if args.blas_threads_only
+            else parallel_cpu())
 
 
 def print_row(row):
@@ -184,9 +193,10 @@ def prediction_table(args, torch):
     image = np.random.default_rng(0).standard_normal((3, 240, 320),
                                                      dtype=np.float32)
     results = {}
-    dense = median_time(lambda: image_scores(network, image, 3,
-                                             method="dense"),
-                        args.repeats, args.min_seconds)
+    with ours_threads(args):
+        dense = median_time(lambda: image_scores(network, image, 3,
+                                                 method="dense"),
+                            args.repeats, args.min_seconds)
     results["dense_s"] = dense
     print(f"dense full-resolution 240x320, rcnn2 P=3: {dense:.3f} s "
           f"(bar <= {BAR_DENSE_S} s; REFERENCE torch {REFERENCE_DENSE_S} s)",
@@ -210,9 +220,10 @@ def prediction_table(args, torch):
               f"{torch_s / dense:.2f}); max |ours - torch| = {diff:.2e}",
               flush=True)
     if not args.quick:
-        t0 = time.perf_counter()
-        image_scores(network, image, 3, method="shift")
-        shift = time.perf_counter() - t0
+        with ours_threads(args):
+            t0 = time.perf_counter()
+            image_scores(network, image, 3, method="shift")
+            shift = time.perf_counter() - t0
         results["shift_s"] = shift
         print(f"shift-and-stitch, 64 passes: {shift:.2f} s (bar <= "
               f"{BAR_SHIFT_S} s; REFERENCE torch 8.26 s)", flush=True)
@@ -230,6 +241,11 @@ def main(argv=None):
     parser.add_argument("--no-prediction", action="store_true",
                         help="skip the whole-image prediction timings")
     parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument(
+        "--blas-threads-only", action="store_true",
+        help="time skrcnn without its own threads (skrcnn._parallel), as "
+             "before they existed: BLAS threads each GEMM, the rest runs on "
+             "one core")
     parser.add_argument(
         "--default-allocator", action="store_true",
         help="leave glibc's allocator at its defaults; by default both "

@@ -18,6 +18,7 @@ import warnings
 import numpy as np
 
 from ._allocator import retain_freed_memory
+from ._parallel import parallel_cpu
 from ._cli_io import (InputError, Progress, check_unique_stems,
                       check_writable_file, class_name, collect_images,
                       list_images, load_model, name_files, overlay,
@@ -280,7 +281,7 @@ def predict(args, say):
                          f"({exc.strerror or exc})") from None
     start = time.perf_counter()
     # One allocator context for the whole loop, not one per image.
-    with retain_freed_memory(), Progress(
+    with retain_freed_memory(), parallel_cpu(), Progress(
             "predict", len(paths),
             enabled=not args.quiet and len(paths) > 1) as bar:
         for done, path in enumerate(paths, 1):
@@ -322,7 +323,7 @@ def evaluate(args, say):
               "these images overlap it", file=sys.stderr)
     predictions = []
     start = time.perf_counter()
-    with retain_freed_memory(), Progress(
+    with retain_freed_memory(), parallel_cpu(), Progress(
             "evaluate", len(data.images),
             enabled=not args.quiet and len(data.images) > 1) as bar:
         for done, (image, name) in enumerate(zip(data.images,

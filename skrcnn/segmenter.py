@@ -14,6 +14,7 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils import check_random_state
 
 from ._allocator import retain_freed_memory
+from ._parallel import parallel_cpu
 from ._validation import (check_bool, check_choice, check_class_weight_spec,
                           check_images, check_label_maps, check_positive_int,
                           check_real, check_scale_range,
@@ -346,7 +347,7 @@ class RecurrentCNNSegmenter(BaseEstimator):
                                             targets)
         state = self._start(layers, classes, reset, class_weight)
         train, validation = self._split(images, targets, state)
-        with retain_freed_memory():
+        with retain_freed_memory(), parallel_cpu():
             self._run(state, train, validation, self.max_iter)
         return self
 
@@ -391,7 +392,7 @@ class RecurrentCNNSegmenter(BaseEstimator):
         class_weight = resolve_class_weight(self.class_weight, classes,
                                             targets)
         state = self._start(layers, classes, first, class_weight)
-        with retain_freed_memory():
+        with retain_freed_memory(), parallel_cpu():
             self._run(state, ImageSet(images, targets), None, 1)
         return self
 
@@ -749,7 +750,7 @@ class RecurrentCNNSegmenter(BaseEstimator):
         images, was_array = check_images(X)
         network, xp = self._network()
         out = []
-        with retain_freed_memory():
+        with retain_freed_memory(), parallel_cpu():
             for image in images:
                 maps = [self._scaled_probabilities(network, xp, image, scale,
                                                    n_instances, step)

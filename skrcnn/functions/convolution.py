@@ -30,7 +30,7 @@ reused between calls (see ``_workspace``). All of it is plain ``xp`` code, the
 same on NumPy and CuPy.
 """
 
-from .. import _workspace
+from .. import _parallel, _workspace
 from ..autograd import Function
 from ..backend import get_array_module
 from ._checks import check_array, check_same_dtype, output_size, pair
@@ -47,6 +47,9 @@ MAX_BAND_BYTES = 256 * 2 ** 20
 # Kernel rows are grouped (see the module docstring) until the GEMM depth
 # ``C * g * kw`` reaches this many.
 MIN_GEMM_DEPTH = 32
+# Smallest share of a convolution (bytes of its larger temporary) worth
+# handing to another thread.
+MIN_PART_BYTES = 2 ** 18
 
 
 def row_group(channels, kh, kw):
@@ -67,8 +70,17 @@ def _chunks(n_images, out_height, in_height, geometry, row_bytes, xp):
     kh, stride, dilation = geometry
     budget = CPU_CHUNK_BYTES if xp.__name__ == "numpy" else GPU_CHUNK_BYTES
     image_bytes = row_bytes * in_height
-    if image_bytes <= budget:
+    # Threads to share the chunks (see ``_parallel``): each gets the same
+    # number of equal chunks, if each share still pays for the hand-off.
+    parts = 1
+    if xp.__name__ == "numpy":
+        parts = max(1, min(_parallel.available_threads(),
+                           image_bytes * n_images // MIN_PART_BYTES))
+    if image_bytes <= budget and n_images >= parts:
         per_chunk = max(1, budget // image_bytes)
+        n_chunks = -(-n_images // per_chunk)
+        n_chunks = -(-n_chunks // parts) * parts
+        per_chunk = -(-n_images // n_chunks)
         return [(n, min(n + per_chunk, n_images), 0, out_height)
                 for n in range(0, n_images, per_chunk)]
     halo = dilation * (kh - 1) + 1 - stride
@@ -82,6 +94,10 @@ def _chunks(n_images, out_height, in_height, geometry, row_bytes, xp):
                       MAX_BAND_BYTES // row_bytes - halo) // stride
     rows = max(1, within_budget, tall_enough)
     n_bands = -(-out_height // rows)
+    # Fewer images than threads, or bands: round up so that the bands of all
+    # images share out evenly.
+    while n_images * n_bands % parts and n_bands < out_height:
+        n_bands += 1
     rows = -(-out_height // n_bands)  # equal bands, no short last one
     return [(n, n + 1, h, min(h + rows, out_height))
             for n in range(n_images) for h in range(0, out_height, rows)]
@@ -141,23 +157,30 @@ class Convolution2D(Function):
         n_groups = kh // group
         w_rows = self._grouped_rows(weight, group)
         y = xp.empty((x.shape[0], o, oh, ow), dtype=x.dtype)
-        for n0, n1, h0, h1 in chunks:
-            slab = x[n0:n1, :, self._slab(x, kh, h0, h1)]
-            expanded, in_rows = _expand(xp, slab, group, kw, ow, self.stride,
-                                        self.dilation, "conv_E")
-            partial = _workspace.scratch(
-                "conv_Z", (n_groups * o, expanded.shape[1]), x.dtype, xp)
-            xp.matmul(w_rows, expanded, out=partial)
-            partial = partial.reshape(n_groups, o, n1 - n0, in_rows, ow)
-            out = y[n0:n1, :, h0:h1].transpose(1, 0, 2, 3)
-            rows = h1 - h0
-            out[...] = partial[0, :, :, 0:sh * (rows - 1) + 1:sh]
-            for b in range(1, n_groups):
-                start = dh * group * b
-                xp.add(out, partial[b, :, :, start:start + sh * (rows - 1) + 1:sh],
-                       out=out)
-        if bias is not None:
-            y += bias.reshape(1, -1, 1, 1)
+
+        def run(part, chunk_run):
+            # Chunks write disjoint blocks of y, so runs need no merging.
+            for n0, n1, h0, h1 in chunk_run:
+                slab = x[n0:n1, :, self._slab(x, kh, h0, h1)]
+                expanded, in_rows = _expand(xp, slab, group, kw, ow,
+                                            self.stride, self.dilation,
+                                            "conv_E")
+                partial = _workspace.scratch(
+                    "conv_Z", (n_groups * o, expanded.shape[1]), x.dtype, xp)
+                xp.matmul(w_rows, expanded, out=partial)
+                partial = partial.reshape(n_groups, o, n1 - n0, in_rows, ow)
+                out = y[n0:n1, :, h0:h1].transpose(1, 0, 2, 3)
+                rows = h1 - h0
+                out[...] = partial[0, :, :, 0:sh * (rows - 1) + 1:sh]
+                for b in range(1, n_groups):
+                    start = dh * group * b
+                    xp.add(out,
+                           partial[b, :, :, start:start + sh * (rows - 1) + 1:sh],
+                           out=out)
+                if bias is not None:  # while the chunk is still in cache
+                    out += bias.reshape(-1, 1, 1, 1)
+
+        _parallel.map_parts(run, chunks, xp)
         if any(self.needs_input_grad):
             self.saved = (x, weight)
         return y
@@ -172,53 +195,80 @@ class Convolution2D(Function):
         oh, ow, group, chunks = self._plan(x, weight)
         n_groups = kh // group
         w_rows = self._grouped_rows(weight, group)
-        grad_w_rows = xp.zeros(w_rows.shape, dtype=x.dtype) if need_w else None
         grad_x = xp.zeros_like(x) if need_x else None
-        for n0, n1, h0, h1 in chunks:
-            rows_in = self._slab(x, kh, h0, h1)
-            slab = x[n0:n1, :, rows_in]
-            n, in_rows = n1 - n0, slab.shape[2] - dh * (group - 1)
-            rows = h1 - h0
-            # dZ[b, o, n, s*h + d*g*b, w] = dy[n, o, h, w]; zero elsewhere.
-            grad_partial = _workspace.scratch(
-                "conv_dZ", (n_groups, o, n, in_rows, ow), x.dtype, xp)
-            if sh != 1:
-                grad_partial.fill(0)
-            grad_out = grad_y[n0:n1, :, h0:h1].transpose(1, 0, 2, 3)
-            for b in range(n_groups):
-                start = dh * group * b
-                end = start + sh * (rows - 1) + 1
-                grad_partial[b, :, :, start:end:sh] = grad_out
-                if sh == 1:
-                    # The copy covers every row but the margins: clearing
-                    # only those saves a pass over the largest temporary.
-                    grad_partial[b, :, :, :start] = 0
-                    grad_partial[b, :, :, end:] = 0
-            grad_partial = grad_partial.reshape(n_groups * o, -1)
-            if need_w:
-                expanded, _ = _expand(xp, slab, group, kw, ow, self.stride,
-                                      self.dilation, "conv_E")
-                grad_w_rows += grad_partial @ expanded.T
-            if need_x:
-                grad_expanded = _workspace.scratch(
-                    "conv_dE", (c * group * kw, grad_partial.shape[1]),
-                    x.dtype, xp)
-                xp.matmul(w_rows.T, grad_partial, out=grad_expanded)
-                grad_expanded = grad_expanded.reshape(c, group, kw, n,
-                                                      in_rows, ow)
-                target = grad_x[n0:n1, :, rows_in].transpose(1, 0, 2, 3)
-                for a in range(group):
-                    band = target[:, :, dh * a:dh * a + in_rows]
-                    for j in range(kw):
-                        start = dw * j
-                        cols = band[..., start:start + sw * (ow - 1) + 1:sw]
-                        xp.add(cols, grad_expanded[:, a, j], out=cols)
-        grad_w = None
+        # Bands of one image share halo rows of grad_x: runs after the first
+        # then add into their own buffer, merged below.
+        banded = any(h0 != 0 or h1 != oh for _, _, h0, h1 in chunks)
+
+        def run(part, chunk_run):
+            grad_w_terms, grad_b_terms = [], []
+            target_x = grad_x
+            if need_x and banded and part > 0:
+                target_x = xp.zeros_like(x)
+            for n0, n1, h0, h1 in chunk_run:
+                rows_in = self._slab(x, kh, h0, h1)
+                slab = x[n0:n1, :, rows_in]
+                n, in_rows = n1 - n0, slab.shape[2] - dh * (group - 1)
+                rows = h1 - h0
+                # dZ[b, o, n, s*h + d*g*b, w] = dy[n, o, h, w]; zero elsewhere.
+                grad_partial = _workspace.scratch(
+                    "conv_dZ", (n_groups, o, n, in_rows, ow), x.dtype, xp)
+                if sh != 1:
+                    grad_partial.fill(0)
+                grad_out = grad_y[n0:n1, :, h0:h1].transpose(1, 0, 2, 3)
+                if need_b:
+                    grad_b_terms.append(grad_out.sum(axis=(1, 2, 3)))
+                for b in range(n_groups):
+                    start = dh * group * b
+                    end = start + sh * (rows - 1) + 1
+                    grad_partial[b, :, :, start:end:sh] = grad_out
+                    if sh == 1:
+                        # The copy covers every row but the margins: clearing
+                        # only those saves a pass over the largest temporary.
+                        grad_partial[b, :, :, :start] = 0
+                        grad_partial[b, :, :, end:] = 0
+                grad_partial = grad_partial.reshape(n_groups * o, -1)
+                if need_w:
+                    expanded, _ = _expand(xp, slab, group, kw, ow,
+                                          self.stride, self.dilation, "conv_E")
+                    grad_w_terms.append(grad_partial @ expanded.T)
+                if need_x:
+                    grad_expanded = _workspace.scratch(
+                        "conv_dE", (c * group * kw, grad_partial.shape[1]),
+                        x.dtype, xp)
+                    xp.matmul(w_rows.T, grad_partial, out=grad_expanded)
+                    grad_expanded = grad_expanded.reshape(c, group, kw, n,
+                                                          in_rows, ow)
+                    target = target_x[n0:n1, :, rows_in].transpose(1, 0, 2, 3)
+                    for a in range(group):
+                        band = target[:, :, dh * a:dh * a + in_rows]
+                        for j in range(kw):
+                            start = dw * j
+                            cols = band[..., start:start + sw * (ow - 1) + 1:sw]
+                            xp.add(cols, grad_expanded[:, a, j], out=cols)
+            return grad_w_terms, grad_b_terms, target_x
+
+        results = _parallel.map_parts(run, chunks, xp)
+        if need_x:
+            for _, _, target_x in results:
+                if target_x is not grad_x:
+                    grad_x += target_x
+        # Terms are summed in chunk order whatever the number of runs, so the
+        # gradients do not depend on how the chunks were shared out.
+        grad_w = grad_b = None
         if need_w:
+            grad_w_rows = xp.zeros(w_rows.shape, dtype=x.dtype)
+            for terms, _, _ in results:
+                for term in terms:
+                    grad_w_rows += term
             grad_w = xp.ascontiguousarray(
                 grad_w_rows.reshape(n_groups, o, c, group, kw)
                 .transpose(1, 2, 0, 3, 4).reshape(o, c, kh, kw))
-        grad_b = grad_y.sum(axis=(0, 2, 3)) if need_b else None
+        if need_b:
+            grad_b = xp.zeros(o, dtype=x.dtype)
+            for _, terms, _ in results:
+                for term in terms:
+                    grad_b += term
         return grad_x, grad_w, grad_b
 
 

@@ -1,0 +1,196 @@
+"""The CPU threads of skrcnn._parallel and the convolution's use of them."""
+
+import threading
+import time
+import types
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
+
+import reference_ops as ref
+import skrcnn.functions.convolution as convolution
+from op_cases import spy_chunks
+from skrcnn import _parallel
+from skrcnn.autograd import Variable
+from skrcnn.functions import conv2d
+
+
+def _blas_thread_counts():
+    return [lib["num_threads"] for lib in threadpool_info()
+            if lib["user_api"] == "blas"]
+
+
+@pytest.fixture
+def threads(monkeypatch):
+    """Pretend BLAS has ``n`` threads: ``threads(n)``."""
+    def set_threads(n):
+        monkeypatch.setattr(_parallel, "blas_threads", lambda: n)
+    return set_threads
+
+
+@pytest.mark.parametrize("n_items, parts, lengths", [
+    (7, 3, [3, 2, 2]), (6, 3, [2, 2, 2]), (2, 2, [1, 1]), (5, 1, [5])])
+def test_split_evenly_keeps_order_and_balances(n_items, parts, lengths):
+    runs = _parallel.split_evenly(list(range(n_items)), parts)
+    assert [len(run) for run in runs] == lengths
+    assert sum(runs, []) == list(range(n_items))
+
+
+def test_map_parts_runs_contiguous_runs_in_separate_threads(threads):
+    threads(3)
+    seen = []
+    barrier = threading.Barrier(3, timeout=10)
+
+    def work(part, run):
+        # All three runs must be in flight at once to pass the barrier.
+        barrier.wait()
+        seen.append(threading.get_ident())
+        return part, list(run), _blas_thread_counts(), \
+            _parallel.available_threads()
+
+    results = _parallel.map_parts(work, list(range(8)), np)
+    assert [r[0] for r in results] == [0, 1, 2]
+    assert [r[1] for r in results] == [[0, 1, 2], [3, 4, 5], [6, 7]]
+    assert len(set(seen)) == 3
+    # BLAS held to one thread in every run; a run never splits again.
+    assert all(counts == [1] * len(counts) for _, _, counts, _ in results)
+    assert all(available == 1 for *_, available in results)
+
+
+def test_map_parts_stays_in_the_caller_when_it_cannot_split(threads):
+    caller = threading.get_ident()
+
+    def work(part, run):
+        return part, list(run), threading.get_ident()
+
+    threads(1)
+    assert _parallel.map_parts(work, [1, 2, 3], np) == [(0, [1, 2, 3],
+                                                         caller)]
+    threads(4)
+    assert _parallel.map_parts(work, [9], np) == [(0, [9], caller)]
+    fake_cupy = types.SimpleNamespace(__name__="cupy")
+    assert _parallel.map_parts(work, [1, 2], fake_cupy) == [(0, [1, 2],
+                                                             caller)]
+
+
+def test_map_parts_raises_a_workers_error_after_all_runs_end(threads):
+    threads(2)
+    finished = []
+
+    def work(part, run):
+        if part == 1:
+            raise ValueError("bad chunk")
+        time.sleep(0.2)  # the failing worker is done long before this
+        finished.append(part)
+
+    with pytest.raises(ValueError, match="bad chunk"):
+        _parallel.map_parts(work, [0, 1], np)
+    assert finished == [0]
+
+    def caller_fails(part, run):
+        if part == 0:
+            raise KeyError("first run")
+        time.sleep(0.2)
+        finished.append(part)
+
+    finished.clear()
+    with pytest.raises(KeyError):
+        _parallel.map_parts(caller_fails, [0, 1], np)
+    # The caller's error waits for the other run instead of leaving it
+    # writing into arrays the caller is about to drop.
+    assert finished == [1]
+
+
+def test_parallel_cpu_holds_blas_and_restores_the_users_setting():
+    before = _blas_thread_counts()
+    if not before:
+        pytest.skip("no BLAS library that threadpoolctl can control")
+    with threadpool_limits(2, user_api="blas"):
+        with _parallel.parallel_cpu():
+            assert _blas_thread_counts() == [1] * len(before)
+            assert _parallel.available_threads() == 2
+            with _parallel.parallel_cpu():  # nested: no change
+                assert _parallel.available_threads() == 2
+            assert _blas_thread_counts() == [1] * len(before)
+        assert _blas_thread_counts() == [2] * len(before)
+        with threadpool_limits(1, user_api="blas"):
+            # A user who limits BLAS to one thread gets no extra threads.
+            with _parallel.parallel_cpu():
+                assert _parallel.available_threads() == 1
+    assert _blas_thread_counts() == before
+
+
+# ------------------------------------------------------------ convolution
+
+# (N, C, H, W, O, KH, KW, stride, dilation)
+THREADED_CASES = [
+    (6, 2, 9, 8, 3, 3, 2, 1, 1),        # images shared out
+    (5, 3, 10, 9, 2, 2, 3, (2, 1), 1),  # 5 images over 2 or 3 threads
+    (1, 2, 17, 9, 3, 3, 3, 1, 1),       # one image: bands
+    (2, 2, 21, 10, 2, 3, 2, 2, (2, 1)),  # fewer images than 3 threads
+]
+
+
+def _conv(x, weight, bias, grad_y, stride, dilation):
+    xv = Variable(x.copy(), requires_grad=True)
+    wv = Variable(weight.copy(), requires_grad=True)
+    bv = Variable(bias.copy(), requires_grad=True)
+    y = conv2d(xv, wv, bv, stride=stride, dilation=dilation)
+    y.backward(grad_y.copy())
+    return y.data, xv.grad, wv.grad, bv.grad
+
+
+@pytest.mark.parametrize("n_threads", [2, 3])
+@pytest.mark.parametrize("case", THREADED_CASES, ids=str)
+def test_threaded_convolution_matches_loops_and_is_reproducible(
+        case, n_threads, threads, monkeypatch):
+    n, c, h, w, o, kh, kw, stride, dilation = case
+    rng = np.random.default_rng(sum(case[:7]) + n_threads)
+    x = rng.standard_normal((n, c, h, w))
+    weight = rng.standard_normal((o, c, kh, kw))
+    bias = rng.standard_normal(o)
+    expected_y = ref.conv2d_forward(x, weight, bias, stride, dilation)
+    grad_y = rng.standard_normal(expected_y.shape)
+
+    threads(n_threads)
+    monkeypatch.setattr(convolution, "MIN_PART_BYTES", 1)
+    runs = []
+    original = _parallel.map_parts
+
+    def spy_map_parts(function, items, xp):
+        results = original(function, items, xp)
+        runs.append(len(results))
+        return results
+
+    monkeypatch.setattr(_parallel, "map_parts", spy_map_parts)
+    plans = spy_chunks(monkeypatch)
+    first = _conv(x, weight, bias, grad_y, stride, dilation)
+    # Forward and backward each shared their chunks over every thread, in
+    # equal numbers per thread, each (image, output row) exactly once.
+    assert runs == [n_threads, n_threads]
+    chunks = plans[0]
+    assert len(chunks) % n_threads == 0, chunks
+    covered = np.zeros((n, expected_y.shape[2]), dtype=int)
+    for n0, n1, h0, h1 in chunks:
+        covered[n0:n1, h0:h1] += 1
+    assert np.all(covered == 1)
+
+    gx, gw, gb = ref.conv2d_backward(x, weight, grad_y, stride, dilation)
+    for name, value, expected in zip(("y", "grad_x", "grad_w", "grad_b"),
+                                     first, (expected_y, gx, gw, gb)):
+        np.testing.assert_allclose(value, expected, rtol=1e-11, atol=1e-11,
+                                   err_msg=name)
+    # The split depends on the thread count, never on timing.
+    again = _conv(x, weight, bias, grad_y, stride, dilation)
+    for name, a, b in zip(("y", "grad_x", "grad_w", "grad_b"), first, again):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+def test_small_convolutions_stay_on_one_thread(threads, monkeypatch):
+    # Work below MIN_PART_BYTES per thread is not worth a hand-off.
+    threads(2)
+    plans = spy_chunks(monkeypatch)
+    x = np.ones((4, 2, 6, 6), dtype=np.float32)
+    conv2d(x, np.ones((3, 2, 3, 3), dtype=np.float32))
+    assert len(plans[0]) == 1
