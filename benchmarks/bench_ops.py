@@ -83,6 +83,7 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from skrcnn import Variable, no_grad  # noqa: E402
+from skrcnn._parallel import parallel_cpu  # noqa: E402
 from skrcnn.functions import (conv2d, max_pool2d, softmax_cross_entropy,  # noqa: E402
                               tanh)
 
@@ -335,9 +336,10 @@ def bench_conv_ours(x, w, b, dilation, need_x, settings, backward=True):
         bv = Variable(b, requires_grad=True)
         conv2d(xv, wv, bv, dilation=dilation).backward(grad_y)
 
-    result = {"fwd": measure(forward, settings)}
-    if backward:
-        result["fb"] = measure(forward_backward, settings)
+    with parallel_cpu():  # skrcnn's threads, as in fit and predict
+        result = {"fwd": measure(forward, settings)}
+        if backward:
+            result["fb"] = measure(forward_backward, settings)
     return result
 
 
@@ -383,9 +385,10 @@ def bench_pool_ours(x, stride, dilation, settings, backward):
         max_pool2d(Variable(x, requires_grad=True), 2, stride,
                    dilation).backward(grad_y)
 
-    result = {"fwd": measure(forward, settings)}
-    if backward:
-        result["fb"] = measure(forward_backward, settings)
+    with parallel_cpu():
+        result = {"fwd": measure(forward, settings)}
+        if backward:
+            result["fb"] = measure(forward_backward, settings)
     return result
 
 

@@ -6,6 +6,7 @@ window array is ever materialised (max pooling goes one axis at a time, see
 dense ("a trous") one used for full-image inference.
 """
 
+from .. import _parallel
 from ..autograd import Function
 from ..backend import get_array_module
 from ._checks import check_array, output_size, pair
@@ -51,25 +52,27 @@ def _running_max(xp, views, best, winner):
     views, i.e. kernels up to 255 taps a side)."""
     views = iter(views)
     best[...] = next(views)
-    second = next(views, None)
-    if second is None:  # a one-tap window: the only view wins
-        if winner is not None:
-            winner.fill(0)
+    if winner is None:
+        for view in views:
+            xp.maximum(best, view, out=best)
         return
-    if winner is not None:
-        # Where the second view is strictly better it wins (index 1), else
-        # the first (0): one comparison sets every index, no fill needed.
-        xp.greater(second, best, out=winner)
-        candidate = xp.empty_like(winner)
-    xp.maximum(best, second, out=best)
-    for index, view in enumerate(views, start=2):
-        if winner is not None:
-            # Indices only grow, so "the latest strictly better view" is the
-            # maximum of better * index: an arithmetic pass, much faster than
-            # a masked assignment.
-            xp.multiply(view > best, winner.dtype.type(index), out=candidate)
-            xp.maximum(winner, candidate, out=winner)
-        xp.maximum(best, view, out=best)
+    winner.fill(0)
+    # A view is strictly better exactly where the running max moves, so the
+    # comparison reads two contiguous buffers rather than the strided view
+    # again (comparisons on strided views also scaled badly over threads).
+    current, spare = best, xp.empty_like(best)
+    candidate = xp.empty_like(winner)
+    for index, view in enumerate(views, start=1):
+        xp.maximum(current, view, out=spare)
+        xp.greater(spare, current, out=candidate)
+        # Indices only grow, so "the latest strictly better view" is the
+        # maximum of better * index: arithmetic passes, much faster than a
+        # masked assignment.
+        xp.multiply(candidate, winner.dtype.type(index), out=candidate)
+        xp.maximum(winner, candidate, out=winner)
+        current, spare = spare, current
+    if current is not best:
+        best[...] = current
 
 
 def _plane_chunks(xp, shape, itemsize):
@@ -130,12 +133,18 @@ class MaxPooling2D(_Pooling2D):
         if track:
             column_winner = xp.empty(row_shape, dtype=xp.uint8)
             row_winner = xp.empty(y.shape, dtype=xp.uint8)
-        for part in _plane_chunks(xp, used.shape, x.dtype.itemsize):
-            _running_max(xp, self._column_taps(used[part]), row_max[part],
-                         None if column_winner is None
-                         else column_winner[part])
-            _running_max(xp, self._row_taps(row_max[part]), y[part],
-                         None if row_winner is None else row_winner[part])
+
+        def run(_, parts):
+            for part in parts:
+                _running_max(xp, self._column_taps(used[part]), row_max[part],
+                             None if column_winner is None
+                             else column_winner[part])
+                _running_max(xp, self._row_taps(row_max[part]), y[part],
+                             None if row_winner is None else row_winner[part])
+
+        # Chunks are disjoint planes: threads need no merging.
+        _parallel.map_parts(run, _plane_chunks(xp, used.shape,
+                                               x.dtype.itemsize), xp)
         if track:
             self.saved = (x.shape, column_winner, row_winner)
         return y
@@ -180,20 +189,27 @@ class MaxPooling2D(_Pooling2D):
                                            column_winner, row_winner),)
         grad_x = xp.zeros(x_shape, dtype=grad_y.dtype)
         used = self._used_rows(grad_x)
-        for part in _plane_chunks(xp, used.shape, grad_y.dtype.itemsize):
-            # Route each output's gradient to its winning row, then along
-            # that row to the winning tap. Adding (not assigning) keeps
-            # overlapping windows correct.
-            grad_rows = xp.zeros(column_winner[part].shape,
-                                 dtype=grad_y.dtype)
-            routed = xp.empty_like(grad_y[part])
-            for i, view in enumerate(self._row_taps(grad_rows)):
-                xp.multiply(grad_y[part], row_winner[part] == i, out=routed)
-                view += routed
-            routed = xp.empty_like(grad_rows)
-            for j, view in enumerate(self._column_taps(used[part])):
-                xp.multiply(grad_rows, column_winner[part] == j, out=routed)
-                view += routed
+
+        def run(_, parts):
+            for part in parts:
+                # Route each output's gradient to its winning row, then along
+                # that row to the winning tap. Adding (not assigning) keeps
+                # overlapping windows correct.
+                grad_rows = xp.zeros(column_winner[part].shape,
+                                     dtype=grad_y.dtype)
+                routed = xp.empty_like(grad_y[part])
+                for i, view in enumerate(self._row_taps(grad_rows)):
+                    xp.multiply(grad_y[part], row_winner[part] == i,
+                                out=routed)
+                    view += routed
+                routed = xp.empty_like(grad_rows)
+                for j, view in enumerate(self._column_taps(used[part])):
+                    xp.multiply(grad_rows, column_winner[part] == j,
+                                out=routed)
+                    view += routed
+
+        _parallel.map_parts(run, _plane_chunks(xp, used.shape,
+                                               grad_y.dtype.itemsize), xp)
         return (grad_x,)
 
 
