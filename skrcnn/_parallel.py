@@ -19,6 +19,7 @@ goes through here.
 """
 
 import contextlib
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
@@ -83,6 +84,18 @@ def available_threads():
         return 1
     threads = _threads
     return threads if threads is not None else blas_threads()
+
+
+def _forget_pool_in_child():
+    """A forked child has none of the parent's pool threads: an inherited
+    executor would queue work that never runs."""
+    global _pool, _lock
+    _pool = None
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
 
 
 def _executor(workers):

@@ -194,3 +194,50 @@ def test_small_convolutions_stay_on_one_thread(threads, monkeypatch):
     x = np.ones((4, 2, 6, 6), dtype=np.float32)
     conv2d(x, np.ones((3, 2, 3, 3), dtype=np.float32))
     assert len(plans[0]) == 1
+
+
+def _map_in_child(queue):
+    queue.put(_parallel.map_parts(lambda part, run: (part, list(run)),
+                                  [1, 2, 3, 4], np))
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"),
+                    reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork + threads
+def test_map_parts_works_in_a_child_forked_after_it_ran(threads):
+    import multiprocessing
+
+    threads(2)
+    _parallel.map_parts(lambda part, run: None, [0, 1], np)  # pool started
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_map_in_child, args=(queue,))
+    child.start()
+    child.join(20)
+    hung = child.is_alive()
+    if hung:
+        child.kill()
+    assert not hung, "map_parts hung in the forked child"
+    assert queue.get(timeout=5) == [(0, [1, 2]), (1, [3, 4])]
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 4])
+def test_bands_of_all_threads_stay_under_the_total_cap(n_threads, threads,
+                                                       monkeypatch):
+    # One tall image, bands as tall as allowed: each thread's band
+    # temporaries shrink so that all threads' together stay under the cap.
+    threads(n_threads)
+    monkeypatch.setattr(convolution, "CPU_CHUNK_BYTES", 100)
+    monkeypatch.setattr(convolution, "MIN_BAND_HALOS", 1000)
+    monkeypatch.setattr(convolution, "MAX_BAND_BYTES", 4000)
+    monkeypatch.setattr(convolution, "MAX_ALL_BANDS_BYTES", 8000)
+    monkeypatch.setattr(convolution, "MIN_PART_BYTES", 1)
+    row_bytes, kh, halo = 10, 3, 2
+    chunks = convolution._chunks(1, 998, 1000, (kh, 1, 1), row_bytes, np)
+    tallest = max(h1 - h0 for _, _, h0, h1 in chunks)
+    cap = min(4000, 8000 // n_threads)
+    assert (tallest + halo) * row_bytes <= cap
+    assert len(chunks) % n_threads == 0
+    # No more bands than needed: one round fewer would break the cap.
+    fewer = len(chunks) - n_threads
+    assert fewer == 0 or (-(-998 // fewer) + halo) * row_bytes > cap

@@ -44,6 +44,9 @@ GPU_CHUNK_BYTES = 512 * 2 ** 20
 # 4 (0.463 s against 0.510 s, interleaved A/B), with Z at most 169 MB there.
 MIN_BAND_HALOS = 16
 MAX_BAND_BYTES = 256 * 2 ** 20
+# Every thread keeps its own temporaries (``_workspace``), so on a CPU with
+# many cores the bands shrink to keep all of them under this total.
+MAX_ALL_BANDS_BYTES = 512 * 2 ** 20
 # Kernel rows are grouped (see the module docstring) until the GEMM depth
 # ``C * g * kw`` reaches this many.
 MIN_GEMM_DEPTH = 32
@@ -90,8 +93,8 @@ def _chunks(n_images, out_height, in_height, geometry, row_bytes, xp):
     # MIN_BAND_HALOS halos of fresh rows even if that overflows the cache
     # budget, as long as their temporaries stay under MAX_BAND_BYTES.
     within_budget = (budget // row_bytes - halo) // stride
-    tall_enough = min(MIN_BAND_HALOS * halo,
-                      MAX_BAND_BYTES // row_bytes - halo) // stride
+    cap = min(MAX_BAND_BYTES, MAX_ALL_BANDS_BYTES // parts)
+    tall_enough = min(MIN_BAND_HALOS * halo, cap // row_bytes - halo) // stride
     rows = max(1, within_budget, tall_enough)
     n_bands = -(-out_height // rows)
     # Fewer images than threads, or bands: round up so that the bands of all
