@@ -26,8 +26,10 @@ at a time; ``g = 1`` is the scheme above.
 
 The work is split into chunks (groups of images, or bands of output rows of
 one large image) whose temporaries fit in cache, and those temporaries are
-reused between calls (see ``_workspace``). All of it is plain ``xp`` code, the
-same on NumPy and CuPy.
+reused between calls (see ``_workspace``). On a multi-core CPU the chunks are
+made equal and as many as a multiple of the threads, and the threads share
+them (see ``_parallel``). All of it is plain ``xp`` code, the same on NumPy
+and CuPy.
 """
 
 from .. import _parallel, _workspace
