@@ -241,3 +241,40 @@ def test_bands_of_all_threads_stay_under_the_total_cap(n_threads, threads,
     # No more bands than needed: one round fewer would break the cap.
     fewer = len(chunks) - n_threads
     assert fewer == 0 or (-(-998 // fewer) + halo) * row_bytes > cap
+
+
+@pytest.mark.parametrize("n_threads", [2, 3])
+@pytest.mark.parametrize("case", [(3, 4, 11, 10, 3, 1, 1),   # overlapping
+                                  (2, 5, 17, 19, 8, None, 1),  # scattered
+                                  (2, 3, 13, 12, 3, 1, 2)], ids=str)
+def test_threaded_max_pooling_matches_the_loop_on_ties(case, n_threads,
+                                                       threads, monkeypatch):
+    from skrcnn.functions import max_pool2d, pooling
+
+    threads(n_threads)
+    monkeypatch.setattr(pooling, "CPU_CHUNK_BYTES", 8 * 40)  # few planes
+    runs = []
+    original = _parallel.map_parts
+
+    def spy_map_parts(function, items, xp):
+        results = original(function, items, xp)
+        runs.append(len(results))
+        return results
+
+    monkeypatch.setattr(_parallel, "map_parts", spy_map_parts)
+    n, c, h, w, kernel, stride, dilation = case
+    # Values from {0, 1, 2}: ties everywhere, so a wrong winner shows.
+    x = np.random.default_rng(h * w).integers(0, 3, (n, c, h, w)) \
+        .astype(float)
+    xv = Variable(x, requires_grad=True)
+    y = max_pool2d(xv, kernel, stride=stride, dilation=dilation)
+    expected, _ = ref.max_pool2d_forward(x, kernel, stride, dilation)
+    np.testing.assert_array_equal(y.data, expected)
+    grad_y = np.random.default_rng(1).standard_normal(y.shape)
+    y.backward(grad_y)
+    np.testing.assert_allclose(
+        xv.grad, ref.max_pool2d_backward(x, grad_y, kernel, stride, dilation),
+        rtol=1e-12, atol=1e-12)
+    assert runs[0] == n_threads  # forward shared out
+    if stride == 1:  # the routed backward (not the scatter) shared out too
+        assert runs[1] == n_threads
