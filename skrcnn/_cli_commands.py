@@ -18,7 +18,7 @@ import warnings
 import numpy as np
 
 from ._allocator import retain_freed_memory
-from ._parallel import parallel_cpu
+from ._parallel import available_threads, parallel_cpu
 from ._cli_io import (InputError, Progress, check_unique_stems,
                       check_writable_file, class_name, collect_images,
                       list_images, load_model, name_files, overlay,
@@ -206,7 +206,7 @@ def train(args, say):
     model = RecurrentCNNSegmenter(**estimator_params(args))
     try:
         model._check_params()
-        resolve_device(args.device)
+        device = resolve_device(args.device)
     except ValueError as exc:
         raise InputError(str(exc)) from None
     data = load_data(args, "train", args.quiet)
@@ -217,7 +217,9 @@ def train(args, say):
     say(f"training {args.architecture} ({_count(args.instances, 'instance')}"
         f", {args.sampling} sampling) on {data.description}, "
         f"{_count(found.size, 'class')}, up to "
-        f"{_count(args.epochs, 'epoch')}")
+        f"{_count(args.epochs, 'epoch')}, on the "
+        + ("GPU" if device == "gpu" else
+           f"CPU ({_count(available_threads(), 'thread')})"))
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)

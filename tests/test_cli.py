@@ -83,11 +83,17 @@ def test_train_prints_epochs_and_saves_a_model_with_class_names(
     path = tmp_path / "m.joblib"
     code, out, err = run(capsys, "train", "--dataset", "scenes",
                          "--n-images", "6", "--epochs", "2", "-o", path,
-                         *TINY)
+                         "--device", "cpu", *TINY)
     assert code == 0, err
     assert "Iteration 1, loss" in out and "Iteration 2, loss" in out
     assert f"saved {path}" in out
     assert err == ""  # no ConvergenceWarning noise for a fixed epoch count
+    from threadpoolctl import threadpool_info
+    blas = [lib["num_threads"] for lib in threadpool_info()
+            if lib["user_api"] == "blas"]
+    threads = max(blas, default=1)
+    assert (f"up to 2 epochs, on the CPU ({threads} thread"
+            f"{'s' if threads > 1 else ''})") in out
     bundle = joblib.load(path)
     assert bundle["format"] == "skrcnn-model"
     assert bundle["class_names"] == SCENE_NAMES
