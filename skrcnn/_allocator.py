@@ -18,12 +18,12 @@ glibc (macOS, Windows, musl), when the environment variable
 through the environment already (``MALLOC_*_`` or ``GLIBC_TUNABLES``).
 """
 
-import contextlib
 import ctypes
 import ctypes.util
 import os
 import platform
-import threading
+
+from ._outermost import Outermost
 
 # mallopt parameters (malloc.h) and glibc's documented defaults.
 M_TRIM_THRESHOLD = -1
@@ -34,8 +34,6 @@ DEFAULT_MMAP_THRESHOLD = 128 * 1024
 # 64-bit glibc accepts.
 RETAIN_BYTES = 2 ** 30
 
-_lock = threading.Lock()
-_depth = 0
 _libc = None
 
 
@@ -65,23 +63,16 @@ def _set(trim_threshold, mmap_threshold):
         libc.mallopt(M_MMAP_THRESHOLD, mmap_threshold)
 
 
-@contextlib.contextmanager
+_retaining = Outermost(
+    lambda: _set(RETAIN_BYTES, RETAIN_BYTES),
+    lambda: _set(DEFAULT_TRIM_THRESHOLD, DEFAULT_MMAP_THRESHOLD))
+
+
 def retain_freed_memory():
     """Context in which glibc keeps freed large blocks for reuse."""
-    global _depth
-    with _lock:
-        if _depth == 0:
-            _set(RETAIN_BYTES, RETAIN_BYTES)
-        _depth += 1
-    try:
-        yield
-    finally:
-        with _lock:
-            _depth -= 1
-            if _depth == 0:
-                _set(DEFAULT_TRIM_THRESHOLD, DEFAULT_MMAP_THRESHOLD)
+    return _retaining()
 
 
 def is_retaining():
     """Whether a :func:`retain_freed_memory` context is active (for tests)."""
-    return _depth > 0
+    return _retaining.depth > 0

@@ -9,6 +9,7 @@ under test.
 
 import numpy as np
 
+from skrcnn.autograd import Variable
 from skrcnn.functions import (avg_pool2d, bias_add, channel_slice, concat,
                               conv2d, crop, max_pool2d, pad,
                               softmax_cross_entropy, tanh, weighted_sum)
@@ -74,6 +75,16 @@ def cast_constants(constants, dtype):
     return [np.asarray(c, dtype=dtype)
             if np.issubdtype(np.asarray(c).dtype, np.floating) else c
             for c in constants]
+
+
+def conv_all(x, weight, bias, stride, dilation, grad_y):
+    """conv2d forward and backward on copies: (y, grad_x, grad_w, grad_b)."""
+    xv = Variable(x.copy(), requires_grad=True)
+    wv = Variable(weight.copy(), requires_grad=True)
+    bv = Variable(bias.copy(), requires_grad=True)
+    y = conv2d(xv, wv, bv, stride=stride, dilation=dilation)
+    y.backward(grad_y.copy())
+    return y.data.copy(), xv.grad, wv.grad, bv.grad
 
 
 def spy_chunks(monkeypatch):

@@ -8,8 +8,8 @@ import reference_ops as ref
 import skrcnn.functions.convolution as convolution
 import skrcnn.functions.pooling as pooling
 from gradcheck import check_gradients
-from op_cases import (cast_constants, distinct_values, loss_case, make_op_cases,
-                      spy_chunks)
+from op_cases import (cast_constants, conv_all, distinct_values, loss_case,
+                      make_op_cases, spy_chunks)
 from skrcnn.autograd import Variable, no_grad
 from skrcnn.functions import (avg_pool2d, bias_add, channel_slice, concat,
                               conv2d, crop, max_pool2d, pad,
@@ -172,15 +172,6 @@ def test_conv2d_handles_non_contiguous_arrays(layout, budget, monkeypatch):
 
 # ------------------------------------------------------- convolution chunking
 
-def _conv_all(x, weight, bias, stride, dilation, grad_y):
-    xv = Variable(x.copy(), requires_grad=True)
-    wv = Variable(weight.copy(), requires_grad=True)
-    bv = Variable(bias.copy(), requires_grad=True)
-    y = conv2d(xv, wv, bv, stride=stride, dilation=dilation)
-    y.backward(grad_y.copy())
-    return y.data.copy(), xv.grad, wv.grad, bv.grad
-
-
 def _conv_case_arrays(key, case):
     """Random x, weight, bias and output gradient for a conv case
     (N, C, H, W, O, KH, KW, stride, dilation)."""
@@ -229,12 +220,12 @@ def test_conv2d_chunked_matches_unchunked_and_loops(case, limits,
     shape = grad_y.shape
 
     plans = spy_chunks(monkeypatch)
-    whole = _conv_all(x, weight, bias, stride, dilation, grad_y)
+    whole = conv_all(x, weight, bias, stride, dilation, grad_y)
     assert all(len(plan) == 1 for plan in plans), plans  # one chunk unpatched
 
     plans.clear()
     monkeypatch.setattr(convolution, "CPU_CHUNK_BYTES", budget)
-    chunked = _conv_all(x, weight, bias, stride, dilation, grad_y)
+    chunked = conv_all(x, weight, bias, stride, dilation, grad_y)
     assert len(plans) == 2  # forward and backward
     chunks = plans[0]
     assert len(chunks) > 1
@@ -306,7 +297,7 @@ def test_conv2d_grouped_kernel_rows_match_loops(case, budget, monkeypatch):
         monkeypatch.setattr(convolution, "row_group",
                             lambda channels, k, k2, group=group: group)
         plans.clear()
-        got = _conv_all(x, weight, bias, stride, dilation, grad_y)
+        got = conv_all(x, weight, bias, stride, dilation, grad_y)
         if budget is not None:
             assert len(plans[0]) > 1, plans
         for name, value, want in zip(("y", "grad_x", "grad_w", "grad_b"),
@@ -332,9 +323,9 @@ def test_conv2d_chunked_float32(monkeypatch):
     weight = rng.standard_normal((2, 2, 3, 3)).astype(np.float32)
     bias = rng.standard_normal(2).astype(np.float32)
     grad_y = rng.standard_normal((3, 2, 13, 7)).astype(np.float32)
-    whole = _conv_all(x, weight, bias, 1, 1, grad_y)
+    whole = conv_all(x, weight, bias, 1, 1, grad_y)
     monkeypatch.setattr(convolution, "CPU_CHUNK_BYTES", 1000)
-    chunked = _conv_all(x, weight, bias, 1, 1, grad_y)
+    chunked = conv_all(x, weight, bias, 1, 1, grad_y)
     for a, b in zip(whole, chunked):
         assert b.dtype == np.float32
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)

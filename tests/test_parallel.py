@@ -10,7 +10,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 import reference_ops as ref
 import skrcnn.functions.convolution as convolution
-from op_cases import spy_chunks
+from op_cases import conv_all, spy_chunks
 from skrcnn import _parallel
 from skrcnn.autograd import Variable
 from skrcnn.functions import conv2d
@@ -132,13 +132,18 @@ THREADED_CASES = [
 ]
 
 
-def _conv(x, weight, bias, grad_y, stride, dilation):
-    xv = Variable(x.copy(), requires_grad=True)
-    wv = Variable(weight.copy(), requires_grad=True)
-    bv = Variable(bias.copy(), requires_grad=True)
-    y = conv2d(xv, wv, bv, stride=stride, dilation=dilation)
-    y.backward(grad_y.copy())
-    return y.data, xv.grad, wv.grad, bv.grad
+def spy_runs(monkeypatch):
+    """Record how many runs every map_parts call used."""
+    runs = []
+    original = _parallel.map_parts
+
+    def spy(function, items, xp):
+        results = original(function, items, xp)
+        runs.append(len(results))
+        return results
+
+    monkeypatch.setattr(_parallel, "map_parts", spy)
+    return runs
 
 
 @pytest.mark.parametrize("n_threads", [2, 3])
@@ -155,17 +160,9 @@ def test_threaded_convolution_matches_loops_and_is_reproducible(
 
     threads(n_threads)
     monkeypatch.setattr(convolution, "MIN_PART_BYTES", 1)
-    runs = []
-    original = _parallel.map_parts
-
-    def spy_map_parts(function, items, xp):
-        results = original(function, items, xp)
-        runs.append(len(results))
-        return results
-
-    monkeypatch.setattr(_parallel, "map_parts", spy_map_parts)
+    runs = spy_runs(monkeypatch)
     plans = spy_chunks(monkeypatch)
-    first = _conv(x, weight, bias, grad_y, stride, dilation)
+    first = conv_all(x, weight, bias, stride, dilation, grad_y)
     # Forward and backward each shared their chunks over every thread, in
     # equal numbers per thread, each (image, output row) exactly once.
     assert runs == [n_threads, n_threads]
@@ -182,7 +179,7 @@ def test_threaded_convolution_matches_loops_and_is_reproducible(
         np.testing.assert_allclose(value, expected, rtol=1e-11, atol=1e-11,
                                    err_msg=name)
     # The split depends on the thread count, never on timing.
-    again = _conv(x, weight, bias, grad_y, stride, dilation)
+    again = conv_all(x, weight, bias, stride, dilation, grad_y)
     for name, a, b in zip(("y", "grad_x", "grad_w", "grad_b"), first, again):
         np.testing.assert_array_equal(a, b, err_msg=name)
 
@@ -254,15 +251,7 @@ def test_threaded_max_pooling_matches_the_loop_on_ties(case, n_threads,
     threads(n_threads)
     monkeypatch.setattr(pooling, "CPU_CHUNK_BYTES", 8 * 40)  # few planes
     monkeypatch.setattr(pooling, "SCATTER_PARALLEL_BYTES", 0)
-    runs = []
-    original = _parallel.map_parts
-
-    def spy_map_parts(function, items, xp):
-        results = original(function, items, xp)
-        runs.append(len(results))
-        return results
-
-    monkeypatch.setattr(_parallel, "map_parts", spy_map_parts)
+    runs = spy_runs(monkeypatch)
     n, c, h, w, kernel, stride, dilation = case
     # Values from {0, 1, 2}: ties everywhere, so a wrong winner shows.
     x = np.random.default_rng(h * w).integers(0, 3, (n, c, h, w)) \
