@@ -4,6 +4,7 @@ import os
 import threading
 
 import pytest
+from forking import result_in_forked_child
 
 from skrcnn._outermost import Outermost
 
@@ -49,8 +50,6 @@ def test_blocks_in_threads_share_one_setting():
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork + threads
 def test_a_forked_child_can_enter_while_a_parent_thread_held_the_lock():
-    import multiprocessing
-
     held, _ = _recorder()
     locked, release = threading.Event(), threading.Event()
 
@@ -63,19 +62,12 @@ def test_a_forked_child_can_enter_while_a_parent_thread_held_the_lock():
     holder.start()
     locked.wait(10)
 
-    def child_enters(queue):
+    def child_enters():
         with held():
-            queue.put(held.depth)
+            return held.depth
 
-    context = multiprocessing.get_context("fork")
-    queue = context.Queue()
-    child = context.Process(target=child_enters, args=(queue,))
-    child.start()
-    child.join(20)
-    hung = child.is_alive()
-    if hung:
-        child.kill()
+    hung, depth = result_in_forked_child(child_enters)
     release.set()
     holder.join(10)
     assert not hung, "the child waited for a lock no thread of it holds"
-    assert queue.get(timeout=5) == 1
+    assert depth == 1

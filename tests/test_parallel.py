@@ -10,6 +10,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 import reference_ops as ref
 import skrcnn.functions.convolution as convolution
+from forking import result_in_forked_child
 from op_cases import conv_all, spy_chunks
 from skrcnn import _parallel
 from skrcnn.autograd import Variable
@@ -193,29 +194,17 @@ def test_small_convolutions_stay_on_one_thread(threads, monkeypatch):
     assert len(plans[0]) == 1
 
 
-def _map_in_child(queue):
-    queue.put(_parallel.map_parts(lambda part, run: (part, list(run)),
-                                  [1, 2, 3, 4], np))
-
-
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"),
                     reason="needs os.fork")
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork + threads
 def test_map_parts_works_in_a_child_forked_after_it_ran(threads):
-    import multiprocessing
-
     threads(2)
     _parallel.map_parts(lambda part, run: None, [0, 1], np)  # pool started
-    context = multiprocessing.get_context("fork")
-    queue = context.Queue()
-    child = context.Process(target=_map_in_child, args=(queue,))
-    child.start()
-    child.join(20)
-    hung = child.is_alive()
-    if hung:
-        child.kill()
+    hung, result = result_in_forked_child(
+        lambda: _parallel.map_parts(lambda part, run: (part, list(run)),
+                                    [1, 2, 3, 4], np))
     assert not hung, "map_parts hung in the forked child"
-    assert queue.get(timeout=5) == [(0, [1, 2]), (1, [3, 4])]
+    assert result == [(0, [1, 2]), (1, [3, 4])]
 
 
 @pytest.mark.parametrize("n_threads", [1, 2, 4])
