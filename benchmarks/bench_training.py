@@ -16,7 +16,7 @@ PyTorch is a benchmark reference only, never a dependency of skrcnn.
 Usage::
 
     python benchmarks/bench_training.py [--quick] [--no-torch] [--json F]
-        [--nets plain rcnn2-2 rcnn2-3] [--no-prediction]
+        [--nets plain rcnn2-2 rcnn2-3] [--no-prediction] [--blas-threads-only]
 """
 
 import argparse
