@@ -59,21 +59,28 @@ def _running_max(xp, views, best, winner):
         for view in views:
             xp.maximum(best, view, out=best)
         return
-    winner.fill(0)
     # A view is strictly better exactly where the running max moves, so the
     # comparison reads two contiguous buffers rather than the strided view
     # again (comparisons on strided views also scaled badly over threads).
     current, spare = best, xp.empty_like(best)
     candidate = xp.empty_like(winner)
+    index = 0
     for index, view in enumerate(views, start=1):
         xp.maximum(current, view, out=spare)
-        xp.greater(spare, current, out=candidate)
-        # Indices only grow, so "the latest strictly better view" is the
-        # maximum of better * index: arithmetic passes, much faster than a
-        # masked assignment.
-        xp.multiply(candidate, winner.dtype.type(index), out=candidate)
-        xp.maximum(winner, candidate, out=winner)
+        if index == 1:
+            # Where the second view is strictly better it wins (index 1),
+            # else the first (0): one comparison sets every index.
+            xp.greater(spare, current, out=winner)
+        else:
+            # Indices only grow, so "the latest strictly better view" is the
+            # maximum of better * index: arithmetic passes, much faster than
+            # a masked assignment.
+            xp.greater(spare, current, out=candidate)
+            xp.multiply(candidate, winner.dtype.type(index), out=candidate)
+            xp.maximum(winner, candidate, out=winner)
         current, spare = spare, current
+    if index == 0:  # a one-tap window: the only view wins
+        winner.fill(0)
     if current is not best:
         best[...] = current
 
