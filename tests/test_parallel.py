@@ -254,7 +254,10 @@ def test_threaded_max_pooling_matches_the_loop_on_ties(case, n_threads,
     np.testing.assert_allclose(
         xv.grad, ref.max_pool2d_backward(x, grad_y, kernel, stride, dilation),
         rtol=1e-12, atol=1e-12)
-    # Forward and backward (routed through winners, or scattered to them
-    # in runs of images) shared out.
-    assert runs[0] == n_threads
-    assert runs[1] == (n_threads if stride == 1 else min(n_threads, n))
+    # Backward (routed through winners, or scattered to them in runs of
+    # images) shared out; forward too, except for large windows that don't
+    # overlap (one run: they measured slower on two threads).
+    if stride == 1:
+        assert runs == [n_threads, n_threads]
+    else:
+        assert runs == [min(n_threads, n)]

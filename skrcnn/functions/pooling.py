@@ -152,9 +152,15 @@ class MaxPooling2D(_Pooling2D):
                 _running_max(xp, self._row_taps(row_max[part]), y[part],
                              None if row_winner is None else row_winner[part])
 
-        # Chunks are disjoint planes: threads need no merging.
-        _parallel.map_parts(run, _plane_chunks(xp, used.shape,
-                                               x.dtype.itemsize), xp)
+        chunks = _plane_chunks(xp, used.shape, x.dtype.itemsize)
+        if self._windows_are_sparse():
+            # Large non-overlapping windows read the input with wide strides:
+            # on two threads the plain network's 8x8 pool measured 1.1-1.3x
+            # slower than on one (2x2 windows: 1.4x faster on two).
+            run(0, chunks)
+        else:
+            # Chunks are disjoint planes: threads need no merging.
+            _parallel.map_parts(run, chunks, xp)
         if track:
             self.saved = (x.shape, column_winner, row_winner)
         return y
