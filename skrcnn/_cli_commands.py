@@ -168,45 +168,101 @@ def _translated(exc, data):
 
 # ------------------------------------------------------------------ train
 
+#: The weights and sampling of 'skrcnn train' are seeded by default, so
+#: that the same command trains the same model.
+SEED_DEFAULT = 0
+#: Options that define the network: a resumed model keeps its own.
+_FIXED_ON_RESUME = {"architecture": "--architecture",
+                    "hidden_sizes": "--hidden-sizes"}
+
+
 def estimator_params(args):
-    params = {"architecture": args.architecture,
-              "n_instances": args.instances,
-              "instance_schedule": args.schedule,
-              "instance_loss": args.instance_loss,
-              "class_weight": (None if args.class_weight == "none"
-                               else args.class_weight),
-              "sampling": args.sampling, "solver": args.solver,
-              "crop_size": args.crop_size if args.crop_size > 0 else None,
-              "learning_rate": args.learning_rate,
-              "weight_averaging": args.weight_averaging,
-              "batch_size": args.batch_size,
-              "patches_per_epoch": args.patches_per_epoch,
-              "max_iter": args.epochs, "device": args.device,
-              "horizontal_flip": args.horizontal_flip,
-              "scale_range": (tuple(args.scale_range) if args.scale_range
-                              else None),
-              "early_stopping": args.early_stopping,
-              "validation_fraction": args.validation_fraction,
-              "n_iter_no_change": args.patience,
-              "random_state": args.seed,
-              "verbose": 0 if args.quiet else 1}
-    if args.hidden_sizes is not None:
-        params["hidden_sizes"] = args.hidden_sizes
+    """The estimator parameters of the options given on the command line
+    (an option left out is None in ``args`` and is not in the result)."""
+    given = {"architecture": args.architecture,
+             "hidden_sizes": args.hidden_sizes,
+             "n_instances": args.instances,
+             "instance_schedule": args.schedule,
+             "instance_loss": args.instance_loss,
+             "sampling": args.sampling, "solver": args.solver,
+             "learning_rate": args.learning_rate,
+             "weight_averaging": args.weight_averaging,
+             "batch_size": args.batch_size,
+             "patches_per_epoch": args.patches_per_epoch,
+             "max_iter": args.epochs, "device": args.device,
+             "horizontal_flip": args.horizontal_flip,
+             "early_stopping": args.early_stopping,
+             "validation_fraction": args.validation_fraction,
+             "n_iter_no_change": args.patience,
+             "random_state": args.seed}
+    params = {name: value for name, value in given.items()
+              if value is not None}
+    if args.class_weight is not None:
+        params["class_weight"] = (None if args.class_weight == "none"
+                                  else args.class_weight)
+    if args.crop_size is not None:
+        params["crop_size"] = args.crop_size or None  # 0: whole images
+    if args.scale_range is not None:
+        params["scale_range"] = tuple(args.scale_range)
     return params
+
+
+def _new_model(params):
+    from .segmenter import RecurrentCNNSegmenter
+
+    return RecurrentCNNSegmenter(**{"random_state": SEED_DEFAULT, **params})
+
+
+def _resumed_model(path, params):
+    """The model of ``--resume`` with the given options applied: (model,
+    segmenter, class names, training record)."""
+    from sklearn.base import clone
+
+    model, segmenter, class_names, training = load_model(path)
+    for name, option in _FIXED_ON_RESUME.items():
+        if name not in params:
+            continue
+        # Compared as layers: hidden_sizes=None and the sizes it stands for
+        # are the same network.
+        asked = clone(segmenter).set_params(**{name: params[name]})
+        if asked._layers() != segmenter._layers():
+            raise InputError(
+                f"{option} {_option_text(params[name])}: the model in {path} "
+                f"has {name}={segmenter.get_params()[name]!r}, and a resumed "
+                "model keeps its network; leave the option out")
+    segmenter.set_params(**params, warm_start=True)
+    return model, segmenter, class_names, training
+
+
+def _option_text(value):
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
 
 
 def train(args, say):
     from sklearn.exceptions import ConvergenceWarning
 
     from .backend import resolve_device
-    from .segmenter import RecurrentCNNSegmenter
 
     check_writable_file(args.output)
-    class_names = args.class_names
-    model = RecurrentCNNSegmenter(**estimator_params(args))
+    params = dict(estimator_params(args), verbose=0 if args.quiet else 1)
+    earlier = []
+    if args.resume is not None:
+        model, segmenter, class_names, previous = _resumed_model(
+            args.resume, params)
+        # The record of every earlier training, so that evaluate notices
+        # test images that any of them used.
+        earlier = list(previous.pop("earlier", [])) + [previous]
+        start_epochs = int(segmenter.n_iter_)
+    else:
+        model = segmenter = _new_model(params)
+        class_names, start_epochs = None, 0
+    if args.class_names is not None:
+        class_names = args.class_names
     try:
-        model._check_params()
-        device = resolve_device(args.device)
+        segmenter._check_params()
+        device = resolve_device(segmenter.device)
     except ValueError as exc:
         raise InputError(str(exc)) from None
     data = load_data(args, "train", args.quiet)
@@ -214,10 +270,15 @@ def train(args, say):
         class_names = data.class_names
     found = np.unique(np.concatenate([m[m >= 0].ravel() for m in
                                       data.labels] + [np.zeros(0, int)]))
-    say(f"training {args.architecture} ({_count(args.instances, 'instance')}"
-        f", {args.sampling} sampling) on {data.description}, "
+    what = (f"resuming {args.resume} (after "
+            f"{_count(start_epochs, 'epoch')}): " if args.resume else
+            "training ")
+    say(f"{what}{_architecture_name(segmenter)} "
+        f"({_count(segmenter.n_instances, 'instance')}, "
+        f"{segmenter.sampling} sampling) on {data.description}, "
         f"{_count(found.size, 'class')}, up to "
-        f"{_count(args.epochs, 'epoch')}, on the "
+        f"{_count(segmenter.max_iter, 'epoch')}"
+        f"{' more' if args.resume else ''}, on the "
         + ("GPU" if device == "gpu" else
            f"CPU ({_count(available_threads(), 'thread')})"))
     start = time.perf_counter()
@@ -228,15 +289,25 @@ def train(args, say):
         except (ValueError, TypeError) as exc:
             raise _translated(exc, data) from None
     seconds = time.perf_counter() - start
-    model.set_params(verbose=0)
+    segmenter.set_params(verbose=0, warm_start=False)
     training = dict(data.source, n_images=len(data.images),
-                    epochs=int(model.n_iter_), seconds=round(seconds, 3))
+                    epochs=int(segmenter.n_iter_) - start_epochs,
+                    seconds=round(seconds, 3))
+    if earlier:
+        training["earlier"] = earlier
     save_model(args.output, model, class_names, training)
-    loss = (f", final loss {model.loss_curve_[-1]:.4f}"
-            if model.loss_curve_ else "")
-    say(f"saved {args.output}: {_count(model.n_classes_, 'class')}, "
-        f"{_count(model.n_iter_, 'epoch')} in {seconds:.1f} s{loss}")
+    loss = (f", final loss {segmenter.loss_curve_[-1]:.4f}"
+            if segmenter.loss_curve_ else "")
+    added = int(segmenter.n_iter_) - start_epochs
+    total = (f" ({segmenter.n_iter_} in all)" if args.resume else "")
+    say(f"saved {args.output}: {_count(segmenter.n_classes_, 'class')}, "
+        f"{_count(added, 'epoch')}{total} in {seconds:.1f} s{loss}")
     return 0
+
+
+def _architecture_name(segmenter):
+    architecture = segmenter.architecture
+    return architecture if isinstance(architecture, str) else "custom layers"
 
 
 # ---------------------------------------------------------------- predict
@@ -304,12 +375,16 @@ def predict(args, say):
 # --------------------------------------------------------------- evaluate
 
 def _overlaps(training, source):
-    """Whether the evaluated images may include training images."""
-    if "dataset" not in source or training.get("dataset") != \
-            source["dataset"]:
-        return False
-    folds = {training.get("fold"), source.get("fold")}
-    return "all" in folds or len(folds) == 1
+    """The record of a training (this one or one it resumed) whose images
+    may include the evaluated ones, or None."""
+    for record in [training] + list(training.get("earlier", [])):
+        if "dataset" not in source or record.get("dataset") != \
+                source["dataset"]:
+            continue
+        folds = {record.get("fold"), source.get("fold")}
+        if "all" in folds or len(folds) == 1:
+            return record
+    return None
 
 
 def evaluate(args, say):
@@ -319,9 +394,10 @@ def evaluate(args, say):
     data = load_data(args, "test", args.quiet)
     if class_names is None:
         class_names = data.class_names
-    if _overlaps(training, data.source) and not args.quiet:
+    overlap = _overlaps(training, data.source)
+    if overlap is not None and not args.quiet:
         print(f"skrcnn: note: the model was trained on the "
-              f"{training.get('fold')} fold of {training.get('dataset')}; "
+              f"{overlap.get('fold')} fold of {overlap.get('dataset')}; "
               "these images overlap it", file=sys.stderr)
     predictions = []
     start = time.perf_counter()

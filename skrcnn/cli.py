@@ -26,7 +26,7 @@ import contextlib
 import sys
 import warnings
 
-from ._cli_commands import DATASETS, FOLDS
+from ._cli_commands import DATASETS, FOLDS, SEED_DEFAULT
 from ._cli_io import InputError
 
 _CHOICES = {"architecture": ("rcnn2", "rcnn1", "plain"),
@@ -107,6 +107,21 @@ def _resolution(text):
             f"must be 1/k for a positive integer k (1, 0.5, 1/3, 0.25, ...), "
             f"got {text!r}")
     return 1 / k
+
+
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(
+            f"must be an integer >= 0, got {text!r}")
+    return value
+
+
+def _default(value):
+    return f"default: {value}"
 
 
 def _int_list(text):
@@ -221,81 +236,85 @@ def build_parser():
     train.add_argument("--class-names", type=_name_list, metavar="A,B,...",
                        help="names of label values 0, 1, ... (datasets "
                        "bring theirs)")
-    model = train.add_argument_group("model and training")
+    train.add_argument("--resume", metavar="MODEL",
+                       help="train on the model in MODEL (written by "
+                       "'skrcnn train'): its weights, solver state and "
+                       "options go on from where they were; the options "
+                       "below that are given change them (all but "
+                       "--architecture and --hidden-sizes), and --epochs "
+                       "counts the epochs to add (default: as many as its "
+                       "last training)")
+    model = train.add_argument_group(
+        "model and training (not given: the default shown, or with "
+        "--resume the model's own)")
     model.add_argument("--architecture", choices=_CHOICES["architecture"],
-                       default=defaults["architecture"])
+                       help=_default(defaults["architecture"]))
     model.add_argument("--hidden-sizes", type=_int_list, metavar="N,N",
                        help="widths of the hidden convolutions (rcnn2: "
                        "25,50)")
     model.add_argument("--instances", type=_positive_int, metavar="P",
-                       default=defaults["n_instances"],
-                       help="recurrent instances (default: %(default)s)")
+                       help="recurrent instances ("
+                       + _default(defaults["n_instances"]) + ")")
     model.add_argument("--schedule", choices=_CHOICES["schedule"],
-                       default=defaults["instance_schedule"],
-                       help="instances used in training (default: "
-                       "%(default)s)")
+                       help="instances used in training ("
+                       + _default(defaults["instance_schedule"]) + ")")
     model.add_argument("--instance-loss", choices=_CHOICES["instance_loss"],
-                       default=defaults["instance_loss"],
                        help="train the last instance's scores or every "
-                       "instance's (default: %(default)s)")
+                       "instance's (" + _default(defaults["instance_loss"])
+                       + ")")
     model.add_argument("--class-weight", choices=_CHOICES["class_weight"],
-                       default="none",
                        help="balanced: weigh each class's pixels by the "
                        "inverse of its frequency in the training labels, "
-                       "for average per-class accuracy (default: "
-                       "%(default)s)")
+                       "for average per-class accuracy (default: none)")
     model.add_argument("--sampling", choices=_CHOICES["sampling"],
-                       default=defaults["sampling"],
                        help="dense (crops or whole images through the "
-                       "strided net) or the paper's patches (default: "
-                       "%(default)s)")
-    model.add_argument("--crop-size", type=int, metavar="M",
-                       default=defaults["crop_size"],
+                       "strided net) or the paper's patches ("
+                       + _default(defaults["sampling"]) + ")")
+    model.add_argument("--crop-size", type=_non_negative_int, metavar="M",
                        help="dense sampling on crops of MxM outputs; 0 for "
-                       "whole images (default: %(default)s)")
+                       "whole images (" + _default(defaults["crop_size"])
+                       + ")")
     model.add_argument("--solver", choices=_CHOICES["solver"],
-                       default=defaults["solver"])
-    model.add_argument("--learning-rate", type=_positive_float,
-                       default=defaults["learning_rate"], metavar="LR",
-                       help="default: %(default)s")
+                       help=_default(defaults["solver"]))
+    model.add_argument("--learning-rate", type=_positive_float, metavar="LR",
+                       help=_default(defaults["learning_rate"]))
     model.add_argument("--weight-averaging", type=_fraction, metavar="DECAY",
                        help="predict with a moving average of the weights "
                        "over the updates, e.g. 0.999 (about the last 1000 "
                        "updates)")
-    model.add_argument("--batch-size", type=_positive_int,
-                       default=defaults["batch_size"], metavar="N",
-                       help="patches or crops per step (default: "
-                       "%(default)s)")
+    model.add_argument("--batch-size", type=_positive_int, metavar="N",
+                       help="patches or crops per step ("
+                       + _default(defaults["batch_size"]) + ")")
     model.add_argument("--patches-per-epoch", type=_positive_int,
-                       default=defaults["patches_per_epoch"], metavar="N",
-                       help="patches or crops per epoch (default: "
-                       "%(default)s)")
+                       metavar="N", help="patches or crops per epoch ("
+                       + _default(defaults["patches_per_epoch"]) + ")")
     model.add_argument("--epochs", type=_positive_int, metavar="N",
-                       default=defaults["max_iter"],
-                       help="at most N epochs (default: %(default)s)")
-    model.add_argument("--horizontal-flip", action="store_true",
+                       help="at most N epochs ("
+                       + _default(defaults["max_iter"]) + ")")
+    model.add_argument("--horizontal-flip",
+                       action=argparse.BooleanOptionalAction,
                        help="mirror training crops left-right with "
-                       "probability 1/2 (data augmentation)")
+                       "probability 1/2 (data augmentation; default: off)")
     model.add_argument("--scale-range", type=_positive_float, nargs=2,
                        metavar=("LOW", "HIGH"),
                        help="resize each training image by a factor drawn "
                        "log-uniformly in [LOW, HIGH] before its crop is "
                        "taken (data augmentation, e.g. 0.8 1.25)")
-    model.add_argument("--early-stopping", action="store_true",
+    model.add_argument("--early-stopping",
+                       action=argparse.BooleanOptionalAction,
                        help="hold out --validation-fraction of the images "
-                       "and stop when their accuracy stops improving")
-    model.add_argument("--validation-fraction", type=_fraction,
-                       default=defaults["validation_fraction"], metavar="F",
-                       help="default: %(default)s")
+                       "and stop when their accuracy stops improving "
+                       "(default: off)")
+    model.add_argument("--validation-fraction", type=_fraction, metavar="F",
+                       help=_default(defaults["validation_fraction"]))
     model.add_argument("--patience", type=_positive_int, metavar="N",
-                       default=defaults["n_iter_no_change"],
-                       help="epochs without improvement before stopping "
-                       "(default: %(default)s)")
+                       help="epochs without improvement before stopping ("
+                       + _default(defaults["n_iter_no_change"]) + ")")
     model.add_argument("--device", choices=_CHOICES["device"],
-                       default=defaults["device"])
-    model.add_argument("--seed", type=int, default=0,
+                       help=_default(defaults["device"]))
+    model.add_argument("--seed", type=int,
                        help="seeds weights and sampling (default: "
-                       "%(default)s)")
+                       f"{SEED_DEFAULT})")
     _common(train)
 
     predict = commands.add_parser(

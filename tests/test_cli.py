@@ -214,6 +214,85 @@ def test_ctrl_c_elsewhere_exits_130(model_file, tmp_path, capsys,
     assert (code, err) == (130, "skrcnn: interrupted\n")
 
 
+def test_resume_goes_on_exactly_as_warm_start_in_python(tmp_path, capsys):
+    first, resumed = tmp_path / "first.joblib", tmp_path / "resumed.joblib"
+    data = ["--dataset", "scenes", "--n-images", "6"]
+    assert main(["train", *data, "--epochs", "2", "-q", "-o", str(first),
+                 "--horizontal-flip", *TINY]) == 0
+    code, out, err = run(capsys, "train", *data, "--resume", first,
+                         "--epochs", "1", "--learning-rate", "0.0005",
+                         "-o", resumed)
+    assert code == 0, err
+    assert f"resuming {first} (after 2 epochs)" in out
+    assert "up to 1 epoch more" in out and "(3 in all)" in out
+    bundle = joblib.load(resumed)
+    model = bundle["model"]
+    # Options given change, the others (and the network) are the saved ones.
+    assert (model.n_iter_, model.learning_rate, model.hidden_sizes,
+            model.horizontal_flip, model.n_instances) == (
+        3, 0.0005, (4, 8), True, 1)
+    assert model.warm_start is False and model.verbose == 0
+    assert bundle["class_names"] == SCENE_NAMES
+    assert bundle["training"]["epochs"] == 1
+    assert [r["epochs"] for r in bundle["training"]["earlier"]] == [2]
+    # The independent reference: the first model trained on in Python.
+    reference = joblib.load(first)["model"]
+    X, y = make_scenes(6, random_state=0, return_X_y=True)
+    reference.set_params(warm_start=True, max_iter=1, learning_rate=5e-4)
+    reference.fit(X, y)
+    assert model.t_ == reference.t_ > joblib.load(first)["model"].t_
+    assert model.loss_curve_ == reference.loss_curve_
+    for ours, theirs in zip(model.coefs_ + model.intercepts_,
+                            reference.coefs_ + reference.intercepts_):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_resume_turns_a_flag_off_and_notes_earlier_training_images(
+        tmp_path, capsys):
+    first, resumed = tmp_path / "first.joblib", tmp_path / "resumed.joblib"
+    # First on the test fold, then on the train fold: evaluating on the
+    # test fold must still say that the model has seen those images.
+    assert main(["train", "--dataset", "scenes", "--fold", "test",
+                 "--n-images", "4", "--epochs", "1", "-q", "-o", str(first),
+                 "--horizontal-flip", *TINY]) == 0
+    assert main(["train", "--dataset", "scenes", "--n-images", "4",
+                 "--epochs", "1", "-q", "--resume", str(first),
+                 "--no-horizontal-flip", "-o", str(resumed)]) == 0
+    model = joblib.load(resumed)["model"]
+    assert model.horizontal_flip is False and model.n_iter_ == 2
+    code, out, err = run(capsys, "evaluate", "--model", resumed,
+                         "--dataset", "scenes", "--fold", "test",
+                         "--n-images", "1")
+    assert code == 0, err
+    assert "trained on the test fold of scenes" in err
+
+
+def test_resume_keeps_the_network_and_the_file_on_bad_input(tmp_path,
+                                                             capsys):
+    first = tmp_path / "first.joblib"
+    assert main(["train", "--dataset", "scenes", "--n-images", "4",
+                 "--epochs", "1", "-q", "-o", str(first), *TINY]) == 0
+    before = first.read_bytes()
+    code, _, err = run(capsys, "train", "--dataset", "scenes",
+                       "--n-images", "4", "--resume", first,
+                       "--hidden-sizes", "8,8", "-o", first)
+    assert_one_line_error(code, err, "--hidden-sizes 8,8", str(first),
+                          "hidden_sizes=(4, 8)")
+    # Labels the model has never seen: named, before any training.
+    folder = tmp_path / "imgs"
+    images, labels = write_scenes(folder, 2, seed=3, label_format=("npy",))
+    np.save(tmp_path / "imgs-labels" / "scene1.npy",
+            np.full(labels[1].shape, 9))
+    code, _, err = run(capsys, "train", "--images", folder, "--labels",
+                       tmp_path / "imgs-labels", "--resume", first,
+                       "-o", first)
+    assert_one_line_error(code, err, "scene1", "[9]")
+    code, _, err = run(capsys, "train", "--dataset", "scenes", "--resume",
+                       tmp_path / "missing.joblib", "-o", first)
+    assert_one_line_error(code, err, "missing.joblib", "no such model file")
+    assert first.read_bytes() == before
+
+
 def test_missing_dataset_names_the_option(tmp_path, capsys, monkeypatch):
     from skrcnn import datasets
 
