@@ -597,6 +597,11 @@ def _bad_inputs(tmp_path, model_file):
         # Usage errors (argparse, also exit status 2):
         ("zero epochs", ["train", "--dataset", "scenes", "-o", out,
                          "--epochs", "0"], "--epochs: must be an integer"),
+        ("negative crop", ["train", "--dataset", "scenes", "-o", out,
+                           "--crop-size", "-1"],
+         "--crop-size: must be an integer >= 0, got '-1'"),
+        ("resume from a folder", ["train", "--dataset", "scenes", "-o", out,
+                                  "--resume", tmp_path], "not a file"),
         ("bad resolution", ["predict", "--model", model_file, image, "-o",
                             tmp_path, "--resolution", "0.3"], "1/k"),
         ("zero scale", ["train", "--dataset", "scenes", "-o", out,
