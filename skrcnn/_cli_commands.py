@@ -290,15 +290,14 @@ def train(args, say):
             raise _translated(exc, data) from None
     seconds = time.perf_counter() - start
     segmenter.set_params(verbose=0, warm_start=False)
-    training = dict(data.source, n_images=len(data.images),
-                    epochs=int(segmenter.n_iter_) - start_epochs,
+    added = int(segmenter.n_iter_) - start_epochs
+    training = dict(data.source, n_images=len(data.images), epochs=added,
                     seconds=round(seconds, 3))
     if earlier:
         training["earlier"] = earlier
     save_model(args.output, model, class_names, training)
     loss = (f", final loss {segmenter.loss_curve_[-1]:.4f}"
             if segmenter.loss_curve_ else "")
-    added = int(segmenter.n_iter_) - start_epochs
     total = (f" ({segmenter.n_iter_} in all)" if args.resume else "")
     say(f"saved {args.output}: {_count(segmenter.n_classes_, 'class')}, "
         f"{_count(added, 'epoch')}{total} in {seconds:.1f} s{loss}")
@@ -377,9 +376,10 @@ def predict(args, say):
 def _overlaps(training, source):
     """The record of a training (this one or one it resumed) whose images
     may include the evaluated ones, or None."""
+    if "dataset" not in source:
+        return None
     for record in [training] + list(training.get("earlier", [])):
-        if "dataset" not in source or record.get("dataset") != \
-                source["dataset"]:
+        if record.get("dataset") != source["dataset"]:
             continue
         folds = {record.get("fold"), source.get("fold")}
         if "all" in folds or len(folds) == 1:

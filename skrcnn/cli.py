@@ -60,15 +60,21 @@ class _Parser(argparse.ArgumentParser):
 
 # ------------------------------------------------------------ value types
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(
-            f"must be an integer >= 1, got {text!r}")
-    return value
+def _int_from(minimum):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"must be an integer >= {minimum}, got {text!r}")
+        return value
+    return parse
+
+
+_positive_int = _int_from(1)
+_non_negative_int = _int_from(0)
 
 
 def _float_in(low, high, low_open, high_open, what):
@@ -107,17 +113,6 @@ def _resolution(text):
             f"must be 1/k for a positive integer k (1, 0.5, 1/3, 0.25, ...), "
             f"got {text!r}")
     return 1 / k
-
-
-def _non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(
-            f"must be an integer >= 0, got {text!r}")
-    return value
 
 
 def _default(value):
