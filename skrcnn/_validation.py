@@ -124,6 +124,57 @@ def check_label_maps(y, images, name="y"):
     return checked
 
 
+def check_teacher_proba(teacher_proba, images, n_classes,
+                        name="teacher_proba"):
+    """Check per-pixel class distributions against their images.
+
+    Parameters
+    ----------
+    teacher_proba : sequence of array-like of shape (H, W, n_classes), \
+            or ndarray (n, H, W, n_classes)
+        Probabilities of the classes in ``classes_`` order, e.g. another
+        model's ``predict_proba(X)``.
+    images : list of ndarray
+        The checked images (see :func:`check_images`).
+    n_classes : int
+
+    Returns
+    -------
+    list of ndarray
+        The maps, as given (no copy where they already are float arrays).
+    """
+    maps = (list(teacher_proba) if isinstance(teacher_proba, np.ndarray)
+            else teacher_proba)
+    if isinstance(maps, (str, bytes)) or not hasattr(maps, "__len__"):
+        raise TypeError(f"{name} must be a sequence of (H, W, n_classes) "
+                        f"probability maps, got {type(teacher_proba).__name__}")
+    if len(maps) != len(images):
+        raise ValueError(f"{name} has {len(maps)} probability maps for "
+                         f"{len(images)} images")
+    checked = []
+    for index, (proba, image) in enumerate(zip(maps, images)):
+        proba = np.asarray(proba)
+        where = f"{name}[{index}]"
+        if proba.dtype.kind != "f":
+            raise TypeError(f"{where} has dtype {proba.dtype}; probabilities "
+                            "must be floats")
+        expected = image.shape[:2] + (n_classes,)
+        if proba.shape != expected:
+            raise ValueError(f"{where} has shape {proba.shape}, expected "
+                             f"{expected}: image {index}'s height and width "
+                             f"and one probability per class")
+        if not np.isfinite(proba).all() or proba.min() < 0:
+            raise ValueError(f"{where} holds negative or non-finite values")
+        # float16 maps sum to 1 only to about 1e-3.
+        sums = proba.sum(axis=-1, dtype=np.float64)
+        worst = np.unravel_index(np.argmax(np.abs(sums - 1)), sums.shape)
+        if abs(sums[worst] - 1) > 1e-2:
+            raise ValueError(f"{where} at pixel {tuple(map(int, worst))} sums "
+                             f"to {sums[worst]:g} over the classes, not 1")
+        checked.append(proba)
+    return checked
+
+
 def check_positive_int(name, value, minimum=1):
     """Check that ``value`` is an integer >= ``minimum``."""
     if (not isinstance(value, numbers.Integral) or isinstance(value, bool)

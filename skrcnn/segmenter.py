@@ -17,7 +17,7 @@ from ._allocator import retain_freed_memory
 from ._parallel import parallel_cpu
 from ._validation import (check_bool, check_choice, check_class_weight_spec,
                           check_images, check_label_maps, check_positive_int,
-                          check_real, check_scale_range,
+                          check_real, check_scale_range, check_teacher_proba,
                           check_test_time_scales, resolve_class_weight)
 from .architecture import CLASSES, instance_stride, patch_size, resolve_layers
 from .autograd import Variable
@@ -138,6 +138,13 @@ class RecurrentCNNSegmenter(BaseEstimator):
         ``(low, high)``, e.g. ``(0.8, 1.25)``. The paper trains without
         such distortions and notes they are known to improve generalisation
         by a few points. None: no resizing.
+    distillation_weight : float in [0, 1], default=0.5
+        When ``fit`` or ``partial_fit`` is given ``teacher_proba`` (another
+        model's class probabilities for the training images, e.g. those of
+        a plain network: knowledge distillation, not in the paper), the
+        target of every labelled pixel becomes ``(1 - distillation_weight)
+        * onehot(label) + distillation_weight * teacher_proba``: the
+        teacher's share. Unused without ``teacher_proba``.
     output_resolution : float, default=1.0
         ``1/k`` labels every k-th pixel per axis and interpolates the class
         probabilities in between (the paper's Table 5 trade-off).
@@ -223,7 +230,7 @@ class RecurrentCNNSegmenter(BaseEstimator):
                  solver="adam", learning_rate=1e-3, momentum=0.9,
                  batch_size=16, patches_per_epoch=4096, max_iter=10,
                  horizontal_flip=False, scale_range=None,
-                 output_resolution=1.0,
+                 distillation_weight=0.5, output_resolution=1.0,
                  inference="dense", test_time_flip=False,
                  test_time_scales=None, device="auto",
                  early_stopping=False,
@@ -247,6 +254,7 @@ class RecurrentCNNSegmenter(BaseEstimator):
         self.max_iter = max_iter
         self.horizontal_flip = horizontal_flip
         self.scale_range = scale_range
+        self.distillation_weight = distillation_weight
         self.output_resolution = output_resolution
         self.inference = inference
         self.test_time_flip = test_time_flip
@@ -303,6 +311,7 @@ class RecurrentCNNSegmenter(BaseEstimator):
         for name in ("horizontal_flip", "early_stopping", "warm_start"):
             check_bool(name, getattr(self, name))
         check_scale_range(self.scale_range)
+        check_real("distillation_weight", self.distillation_weight, 0, 1)
         check_real("validation_fraction", self.validation_fraction, 0, 1,
                    low_open=True, high_open=True)
         check_positive_int("n_iter_no_change", self.n_iter_no_change)
@@ -326,7 +335,7 @@ class RecurrentCNNSegmenter(BaseEstimator):
     # ------------------------------------------------------------------
     # Fitting
     # ------------------------------------------------------------------
-    def fit(self, X, y):
+    def fit(self, X, y, teacher_proba=None):
         """Train on labelled images.
 
         Parameters
@@ -335,6 +344,14 @@ class RecurrentCNNSegmenter(BaseEstimator):
             uint8 or float RGB; sizes may differ.
         y : sequence of (H, W) int label maps or ndarray (n, H, W)
             Negative labels are unknown and ignored.
+        teacher_proba : sequence of (H, W, n_classes) arrays, optional
+            Class probabilities of another model for these images (in the
+            order of the sorted labels of ``y``), e.g.
+            ``teacher.predict_proba(X)``: mixed into the targets by
+            ``distillation_weight`` (knowledge distillation). Only the last
+            instance's scores are trained on them
+            (``instance_loss="last"``). Not copied; float16 halves their
+            memory.
 
         Returns
         -------
@@ -343,15 +360,16 @@ class RecurrentCNNSegmenter(BaseEstimator):
         layers = self._check_params()
         reset = not (self.warm_start and hasattr(self, "coefs_"))
         images, targets, classes = self._validate_data(X, y, layers, reset)
+        soft = self._validate_teacher_proba(teacher_proba, images, classes)
         class_weight = resolve_class_weight(self.class_weight, classes,
                                             targets)
         state = self._start(layers, classes, reset, class_weight)
-        train, validation = self._split(images, targets, state)
+        train, validation = self._split(images, targets, state, soft)
         with retain_freed_memory(), parallel_cpu():
             self._run(state, train, validation, self.max_iter)
         return self
 
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, classes=None, teacher_proba=None):
         """One more epoch on the given images.
 
         Parameters
@@ -361,6 +379,7 @@ class RecurrentCNNSegmenter(BaseEstimator):
             Every label of the problem; needed on the first call when the
             first ``y`` does not show them all. Must match ``classes_``
             afterwards.
+        teacher_proba : see :meth:`fit`
 
         Returns
         -------
@@ -389,12 +408,22 @@ class RecurrentCNNSegmenter(BaseEstimator):
                                  f"{self.classes_.tolist()}")
         images, targets, classes = self._validate_data(
             X, y, layers, first, classes if first else self.classes_)
+        soft = self._validate_teacher_proba(teacher_proba, images, classes)
         class_weight = resolve_class_weight(self.class_weight, classes,
                                             targets)
         state = self._start(layers, classes, first, class_weight)
         with retain_freed_memory(), parallel_cpu():
-            self._run(state, ImageSet(images, targets), None, 1)
+            self._run(state, ImageSet(images, targets, soft), None, 1)
         return self
+
+    def _validate_teacher_proba(self, teacher_proba, images, classes):
+        if teacher_proba is None:
+            return None
+        if self.instance_loss != "last":
+            raise ValueError("teacher_proba trains the last instance's "
+                             "scores only; use instance_loss='last', got "
+                             f"instance_loss={self.instance_loss!r}")
+        return check_teacher_proba(teacher_proba, images, len(classes))
 
     def _validate_data(self, X, y, layers, reset, classes=None):
         min_size = instance_stride(layers) ** self.n_instances
@@ -475,9 +504,9 @@ class RecurrentCNNSegmenter(BaseEstimator):
         return WeightAverage(decay, [xp.array(a) for a in saved[1]],
                              saved[2])
 
-    def _split(self, images, targets, state):
+    def _split(self, images, targets, state, soft=None):
         if not self.early_stopping:
-            return ImageSet(images, targets), None
+            return ImageSet(images, targets, soft), None
         usable = [i for i, t in enumerate(targets) if (t >= 0).any()]
         if len(usable) < 2:
             raise ValueError("early_stopping needs at least 2 images with "
@@ -488,7 +517,8 @@ class RecurrentCNNSegmenter(BaseEstimator):
         val = sorted(usable[i] for i in order[:n_val])
         train = sorted(set(range(len(images))) - set(val))
         pick = lambda seq, idx: [seq[i] for i in idx]  # noqa: E731
-        return (ImageSet(pick(images, train), pick(targets, train)),
+        return (ImageSet(pick(images, train), pick(targets, train),
+                         None if soft is None else pick(soft, train)),
                 ImageSet(pick(images, val), pick(targets, val)))
 
     def _run(self, state, train, validation, n_epochs):
@@ -572,40 +602,41 @@ class RecurrentCNNSegmenter(BaseEstimator):
         for step in steps:
             if self.sampling == "dense":
                 p = rng.randint(1, n_used + 1) if random_count else n_used
+                # (rgb, targets) or, with a teacher, (rgb, targets, soft).
                 if whole_images:
-                    rgb, targets = dense_example(
+                    example = dense_example(
                         train, step[0], patch_size(layers, p), stride ** p,
                         rng, DTYPE, flip=self.horizontal_flip, frames=frames,
                         scale_range=self.scale_range)
                 else:
-                    rgb, targets = sample_crops(
+                    example = sample_crops(
                         train, step, patch_size(layers, p), stride ** p,
                         self.crop_size, rng, DTYPE,
                         flip=self.horizontal_flip, frames=frames,
                         scale_range=self.scale_range)
-                groups = [(p, rgb, targets)]
+                groups = [(p, *example)]
             else:
                 side = patch_size(layers, n_used)
-                patches, targets = sample_patches(train, step, side, rng,
-                                                  DTYPE,
-                                                  flip=self.horizontal_flip,
-                                                  scale_range=self.scale_range)
+                patches, *labels = sample_patches(
+                    train, step, side, rng, DTYPE, flip=self.horizontal_flip,
+                    scale_range=self.scale_range)
                 if random_count:
                     counts = rng.randint(1, n_used + 1, size=step)
                     groups = [(p, centre_crop(patches[counts == p],
                                               patch_size(layers, p)),
-                               targets[counts == p])
+                               *(a[counts == p] for a in labels))
                               for p in range(1, n_used + 1)
                               if (counts == p).any()]
                 else:
-                    groups = [(n_used, patches, targets)]
+                    groups = [(n_used, patches, *labels)]
                 if frames:
                     groups = [(p, rgb, centre_frames(t, rgb.shape[-1]))
                               for p, rgb, t in groups]
             zero_grads(network.params)
-            loss, count = accumulate_loss(network, groups, xp,
-                                          every_instance=frames,
-                                          class_weight=state.class_weight)
+            loss, count = accumulate_loss(
+                network, groups, xp, every_instance=frames,
+                class_weight=state.class_weight,
+                soft_weight=self.distillation_weight)
             if loss is None:
                 continue
             state.solver.step(network.params)

@@ -33,11 +33,16 @@ class ImageSet:
         Not copied and never modified.
     targets : list of ndarray (H, W) of int
         Class indices ``0..N-1``; negative = unknown (never a target).
+    soft_targets : list of ndarray (H, W, N), optional
+        A class distribution per pixel (a teacher's probabilities, for
+        knowledge distillation). When given, the samplers return the soft
+        targets of the positions they return hard targets for. Not copied.
     """
 
-    def __init__(self, images, targets):
+    def __init__(self, images, targets, soft_targets=None):
         self.images = images
         self.targets = targets
+        self.soft_targets = soft_targets
         self.means = np.array([np.mean(image, dtype=np.float64)
                                for image in images])
         stds = np.array([np.std(image, dtype=np.float64) for image in images])
@@ -57,13 +62,17 @@ class ImageSet:
 
         The image is interpolated bilinearly (anti-aliased when shrunk),
         the targets by nearest neighbour, both to the same shape, so every
-        label stays on the pixels it names.
+        label stays on the pixels it names; soft targets like the image
+        (an interpolated distribution is still one).
         """
         image, targets = self.images[index], self.targets[index]
         shape = scaled_shape(targets.shape, factor)
         image = resize_image(image, shape)
         targets = resize_labels(targets, shape)
-        return ImageSet([image], [targets])
+        soft = None
+        if self.soft_targets is not None:
+            soft = [resize_image(self.soft_targets[index], shape)]
+        return ImageSet([image], [targets], soft)
 
     def standardized(self, index, dtype=np.float32):
         """Image ``index`` as a standardised (3, H, W) array."""
@@ -88,21 +97,26 @@ def sample_patches(image_set, n_patches, side, random_state,
     -------
     patches : ndarray of shape (n_patches, 3, side, side)
     targets : ndarray of shape (n_patches,) of int64
+    soft_targets : ndarray of shape (n_patches, N)
+        Only when ``image_set`` has soft targets: those of the targets.
     """
     images = image_set.usable[random_state.randint(len(image_set.usable),
                                                    size=n_patches)]
     patches = np.zeros((n_patches, 3, side, side), dtype=dtype)
     targets = np.empty(n_patches, dtype=np.int64)
+    soft = _soft_buffer(image_set, (n_patches,), dtype)
     before = (side - 1) // 2
     for k, index in enumerate(images):
         source, index = _source(image_set, index, random_state, scale_range)
         row, col = _random_labelled_pixel(source, index, random_state)
         targets[k] = source.targets[index][row, col]
+        if soft is not None:
+            soft[k] = source.soft_targets[index][row, col]
         mirror = flip and random_state.rand() < 0.5
         if mirror:
             col = source.images[index].shape[1] - 1 - col
         _cut(source, index, row - before, col - before, patches[k], mirror)
-    return patches, targets
+    return (patches, targets) if soft is None else (patches, targets, soft)
 
 
 def sample_crops(image_set, n_crops, side, stride, outputs, random_state,
@@ -126,7 +140,13 @@ def sample_crops(image_set, n_crops, side, stride, outputs, random_state,
         Or, with ``frames=True``, the label of every crop pixel, shape
         (n_crops, E, E) like the crops (-1 outside the image): see
         :func:`instance_targets`.
+    soft_targets : ndarray of shape (n_crops, N, outputs, outputs)
+        Only when ``image_set`` has soft targets (and not with ``frames``):
+        those of the targets, 0 outside the image.
     """
+    if frames and image_set.soft_targets is not None:
+        raise ValueError("soft targets are for the last instance's outputs "
+                         "only, not for label frames")
     images = image_set.usable[random_state.randint(len(image_set.usable),
                                                    size=n_crops)]
     extent = side + stride * (outputs - 1)
@@ -134,16 +154,21 @@ def sample_crops(image_set, n_crops, side, stride, outputs, random_state,
     # Label frames replace the targets (see the Returns section).
     targets = np.full((n_crops, extent, extent) if frames
                       else (n_crops, outputs, outputs), -1, dtype=np.int64)
+    soft = _soft_buffer(image_set, (n_crops, outputs, outputs), dtype)
     before = (side - 1) // 2
     for k, index in enumerate(images):
         source, index = _source(image_set, index, random_state, scale_range)
         row, col = _random_labelled_pixel(source, index, random_state)
         a, b = random_state.randint(outputs, size=2)
         labels = source.targets[index]
+        probabilities = (None if soft is None
+                         else source.soft_targets[index])
         mirror = flip and random_state.rand() < 0.5
         if mirror:  # the same pixel, in the mirrored image's coordinates
             labels = labels[:, ::-1]
             col = labels.shape[1] - 1 - col
+            if soft is not None:
+                probabilities = probabilities[:, ::-1]
         top, left = row - stride * a, col - stride * b  # output (0, 0)
         _cut(source, index, top - before, left - before, crops[k], mirror)
         if frames:
@@ -153,9 +178,22 @@ def sample_crops(image_set, n_crops, side, stride, outputs, random_state,
         cols = left + stride * np.arange(outputs)
         inside_r = (rows >= 0) & (rows < labels.shape[0])
         inside_c = (cols >= 0) & (cols < labels.shape[1])
-        targets[k][np.ix_(inside_r, inside_c)] = labels[
-            np.ix_(rows[inside_r], cols[inside_c])]
-    return crops, targets
+        inside = np.ix_(rows[inside_r], cols[inside_c])
+        targets[k][np.ix_(inside_r, inside_c)] = labels[inside]
+        if soft is not None:
+            soft[k][np.ix_(inside_r, inside_c)] = probabilities[inside]
+    if soft is None:
+        return crops, targets
+    return crops, targets, np.ascontiguousarray(soft.transpose(0, 3, 1, 2))
+
+
+def _soft_buffer(image_set, shape, dtype):
+    """Zeros for the soft targets of ``shape`` positions (classes last),
+    or None when ``image_set`` has none."""
+    if image_set.soft_targets is None:
+        return None
+    n_classes = image_set.soft_targets[0].shape[-1]
+    return np.zeros(shape + (n_classes,), dtype=dtype)
 
 
 def draw_scale(random_state, scale_range):
@@ -300,15 +338,25 @@ def dense_example(image_set, index, side, stride, random_state,
         image when flipped). With ``frames=True``, instead the label of
         every pixel of ``rgb`` (-1 in the padding), shape (1, H', W'): see
         :func:`instance_targets`.
+    soft_targets : ndarray of shape (1, N, m, n)
+        Only when ``image_set`` has soft targets (and not with ``frames``):
+        those of the targets.
     """
+    if frames and image_set.soft_targets is not None:
+        raise ValueError("soft targets are for the last instance's outputs "
+                         "only, not for label frames")
     image_set, index = _source(image_set, index, random_state, scale_range)
     image = image_set.standardized(index, dtype)
     labels = image_set.targets[index]
+    soft = (None if image_set.soft_targets is None
+            else image_set.soft_targets[index])
     _, height, width = image.shape
     dy = random_state.randint(min(stride, height))
     dx = random_state.randint(min(stride, width))
     if flip and random_state.rand() < 0.5:
         image, labels = image[:, :, ::-1], labels[:, ::-1]
+        if soft is not None:
+            soft = soft[:, ::-1]
     targets = labels[dy::stride, dx::stride]
     rows, cols = targets.shape
     before = (side - 1) // 2
@@ -324,17 +372,24 @@ def dense_example(image_set, index, side, stride, random_state,
         label_frame = np.full(rgb.shape[2:], -1, dtype=np.int64)
         _cut_labels(labels, top, left, label_frame)
         return rgb, label_frame[None]
-    return rgb, np.ascontiguousarray(targets)[None]
+    targets = np.ascontiguousarray(targets)[None]
+    if soft is None:
+        return rgb, targets
+    soft = soft[dy::stride, dx::stride].transpose(2, 0, 1)
+    return rgb, targets, np.ascontiguousarray(soft, dtype=dtype)[None]
 
 
 def accumulate_loss(network, groups, xp, every_instance=False,
-                    class_weight=None):
+                    class_weight=None, soft_weight=0.5):
     """Forward and backward over example groups that share the weights.
 
     Parameters
     ----------
-    groups : list of (n_instances, rgb, targets)
-        Each group is run with its own number of instances.
+    groups : list of (n_instances, rgb, targets[, soft_targets])
+        Each group is run with its own number of instances. A group's
+        optional ``soft_targets`` (shaped like its last instance's scores,
+        or ``(n, N)`` for patches) mix into its targets as in
+        :func:`~skrcnn.functions.softmax_cross_entropy`.
     every_instance : bool, default=False
         Train every instance's scores, not only the last's: ``targets`` is
         then each group's label frames (see :func:`instance_targets`) and a
@@ -344,6 +399,8 @@ def accumulate_loss(network, groups, xp, every_instance=False,
     class_weight : ndarray of shape (n_classes,), optional
         A weight per class index: each target's loss counts that many
         times, and means become weighted means ``sum(w * nll) / sum(w)``.
+    soft_weight : float, default=0.5
+        The share of the soft targets in the targets, for groups with some.
 
     Returns
     -------
@@ -358,7 +415,10 @@ def accumulate_loss(network, groups, xp, every_instance=False,
         groups.
     """
     prepared = []
-    for n_instances, rgb, targets in groups:
+    for n_instances, rgb, targets, *soft in groups:
+        if soft and every_instance:
+            raise ValueError("soft targets are for the last instance's "
+                             "outputs only, not with every_instance")
         if every_instance:
             per_instance = instance_targets(targets, network.layers,
                                             n_instances)
@@ -366,20 +426,31 @@ def accumulate_loss(network, groups, xp, every_instance=False,
             per_instance = [targets[:, None, None]]
         else:
             per_instance = [targets]
-        prepared.append((n_instances, rgb, per_instance))
+        if soft and soft[0].ndim == 2:  # patches: one 1x1 output each
+            soft = [soft[0][:, :, None, None]]
+        prepared.append((n_instances, rgb, per_instance,
+                         soft[0] if soft else None))
     counts = [_target_weight(per_instance[-1], class_weight)
-              for _, _, per_instance in prepared]
+              for _, _, per_instance, _ in prepared]
     total = sum(counts) or 1
     weight = (None if class_weight is None else xp.asarray(
         class_weight, dtype=network.params[0].data.dtype))
     loss_sum = None
-    for (n_instances, rgb, per_instance), count in zip(prepared, counts):
+    for (n_instances, rgb, per_instance, soft), count in zip(prepared,
+                                                             counts):
         if count == 0:
             continue
         outputs = network.forward(xp.asarray(rgb), n_instances,
                                   return_all=True)[-len(per_instance):]
-        losses = [softmax_cross_entropy(scores, xp.asarray(targets), weight)
-                  for scores, targets in zip(outputs, per_instance)]
+        if soft is None:
+            losses = [softmax_cross_entropy(scores, xp.asarray(targets),
+                                            weight)
+                      for scores, targets in zip(outputs, per_instance)]
+        else:
+            losses = [softmax_cross_entropy(
+                outputs[0], xp.asarray(per_instance[0]), weight,
+                soft_targets=xp.asarray(soft, dtype=outputs[0].dtype),
+                soft_weight=soft_weight)]
         loss = losses[0] if len(losses) == 1 else weighted_sum(
             losses, [1.0 / len(losses)] * len(losses))
         share = count / total

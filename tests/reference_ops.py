@@ -194,8 +194,11 @@ def pad_forward(x, widths, value=0.0):
 
 # ---------------------------------------------------------------------- loss
 
-def softmax_cross_entropy_forward(scores, targets, class_weight=None):
-    """Weighted mean over valid positions of -log softmax(scores)[target]."""
+def softmax_cross_entropy_forward(scores, targets, class_weight=None,
+                                  soft_targets=None, soft_weight=0.0):
+    """Weighted mean over valid positions of -log softmax(scores)[target]
+    (with ``soft_targets``: the cross-entropy with the target distribution
+    ``(1 - soft_weight) onehot + soft_weight soft``)."""
     scores = np.asarray(scores, dtype=np.float64)
     numerator = 0.0
     denominator = 0.0
@@ -209,6 +212,10 @@ def softmax_cross_entropy_forward(scores, targets, class_weight=None):
         m = max(s)
         log_sum_exp = m + math.log(sum(math.exp(v - m) for v in s))
         nll = log_sum_exp - s[t]
+        if soft_targets is not None:
+            soft_nll = sum(float(soft_targets[(n, k) + rest])
+                           * (log_sum_exp - s[k]) for k in range(n_classes))
+            nll = (1 - soft_weight) * nll + soft_weight * soft_nll
         weight = 1.0 if class_weight is None else float(class_weight[t])
         numerator += weight * nll
         denominator += weight

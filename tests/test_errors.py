@@ -330,6 +330,21 @@ def test_loss_class_weight_errors():
         softmax_cross_entropy(scores, targets, np.ones(3, dtype=int))
 
 
+def test_loss_soft_target_errors():
+    scores, targets = _zeros(2, 3), np.array([0, 2])
+    with pytest.raises(ValueError, match=r"soft_targets have shape "
+                       + esc("(2, 4)") + r", expected .*" + esc("(2, 3)")):
+        softmax_cross_entropy(scores, targets, soft_targets=_zeros(2, 4))
+    with pytest.raises(TypeError, match=r"scores is float64.*soft_targets "
+                       r"is float32"):
+        softmax_cross_entropy(scores, targets,
+                              soft_targets=_zeros(2, 3, dtype=np.float32))
+    with pytest.raises(ValueError, match=r"soft_weight must be in \[0, 1\], "
+                       r"got 1.5"):
+        softmax_cross_entropy(scores, targets, soft_targets=_zeros(2, 3),
+                              soft_weight=1.5)
+
+
 def test_errors_are_raised_for_variables_too():
     with pytest.raises(ValueError, match=r"conv2d: x has 2 channels"):
         conv2d(Variable(_zeros(1, 2, 4, 4), requires_grad=True),

@@ -742,6 +742,75 @@ def test_softmax_cross_entropy_gradcheck(shape, weighted):
         [scores], seed=11, atol=1e-9)
 
 
+def _soft_targets(shape, seed):
+    """A random class distribution per position, shaped like the scores."""
+    rng = np.random.default_rng(seed)
+    soft = rng.random(shape) ** 3
+    return soft / soft.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("shape", LOSS_SHAPES, ids=str)
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("soft_weight", [0.3, 1.0])
+def test_softmax_cross_entropy_soft_targets_match_loop(shape, weighted,
+                                                       soft_weight):
+    scores, targets = loss_case(shape, seed=_stable_seed(shape) + 2)
+    targets.flat[0] = 1
+    soft = _soft_targets(shape, _stable_seed(shape) + 3)
+    class_weight = (np.linspace(0.5, 2.0, shape[1]) if weighted else None)
+    loss = softmax_cross_entropy(scores, targets, class_weight,
+                                 soft_targets=soft, soft_weight=soft_weight)
+    expected = ref.softmax_cross_entropy_forward(
+        scores, targets, class_weight, soft, soft_weight)
+    assert float(loss.data) == pytest.approx(expected, rel=1e-12, abs=1e-14)
+
+
+@pytest.mark.parametrize("shape", LOSS_SHAPES, ids=str)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_softmax_cross_entropy_soft_targets_gradcheck(shape, weighted):
+    scores, targets = loss_case(shape, seed=_stable_seed(shape) + 4)
+    targets.flat[0] = 0
+    soft = _soft_targets(shape, _stable_seed(shape) + 5)
+    class_weight = (np.linspace(2.0, 0.5, shape[1]) if weighted else None)
+    check_gradients(
+        lambda s: softmax_cross_entropy(s, targets, class_weight,
+                                        soft_targets=soft, soft_weight=0.6),
+        [scores], seed=12, atol=1e-9)
+
+
+def test_softmax_cross_entropy_soft_targets_hand_computed():
+    # p = softmax([0, log 3]) = (1/4, 3/4); target 1, soft target (1/2, 1/2)
+    scores = np.array([[0.0, np.log(3.0)]])
+    soft = np.array([[0.5, 0.5]])
+    loss = softmax_cross_entropy(scores, np.array([1]), soft_targets=soft,
+                                 soft_weight=0.25)
+    expected = -(0.75 * np.log(0.75)
+                 + 0.25 * (0.5 * np.log(0.25) + 0.5 * np.log(0.75)))
+    assert float(loss.data) == pytest.approx(expected, rel=1e-14)
+    # Ignored positions stay ignored, whatever their soft target says.
+    sv = Variable(np.array([[0.0, 1.0], [2.0, -1.0]]), requires_grad=True)
+    softmax_cross_entropy(sv, np.array([0, -1]),
+                          soft_targets=np.array([[0.5, 0.5], [0.0, 1.0]]),
+                          soft_weight=1.0).backward()
+    assert np.all(sv.grad[1] == 0) and np.all(sv.grad[0] != 0)
+
+
+def test_softmax_cross_entropy_soft_weight_zero_is_the_hard_loss():
+    scores, targets = loss_case((2, 3, 4, 4), seed=15)
+    targets.flat[0] = 2
+    soft = _soft_targets(scores.shape, 16)
+    weight = np.array([1.0, 3.0, 0.5])
+    hard = Variable(scores.copy(), requires_grad=True)
+    mixed = Variable(scores.copy(), requires_grad=True)
+    a = softmax_cross_entropy(hard, targets, weight)
+    b = softmax_cross_entropy(mixed, targets, weight, soft_targets=soft,
+                              soft_weight=0.0)
+    a.backward()
+    b.backward()
+    assert float(a.data) == pytest.approx(float(b.data), rel=1e-14)
+    np.testing.assert_allclose(mixed.grad, hard.grad, rtol=1e-13, atol=1e-16)
+
+
 def test_softmax_cross_entropy_hand_computed():
     scores = np.array([[0.0, np.log(3.0)], [2.0, 2.0]])
     targets = np.array([1, 0])

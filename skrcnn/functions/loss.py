@@ -8,7 +8,10 @@ from ._checks import check_array, check_same_dtype
 
 
 class SoftmaxCrossEntropy(Function):
-    def forward(self, scores, targets, class_weight=None):
+    def __init__(self, soft_weight=0.0):
+        self.soft_weight = soft_weight
+
+    def forward(self, scores, targets, class_weight=None, soft_targets=None):
         xp = get_array_module(scores)
         shifted = scores - scores.max(axis=1, keepdims=True)
         exp = xp.exp(shifted)
@@ -24,23 +27,36 @@ class SoftmaxCrossEntropy(Function):
         # turns an all-ignored batch into a zero loss with zero gradient.
         normaliser = xp.maximum(weight.sum(), scores.dtype.type(np.finfo(
             scores.dtype).tiny))
+        if soft_targets is not None:
+            # The target of a position is the mixture (1 - a) onehot + a p:
+            # its cross-entropy mixes the two log-likelihoods alike.
+            log_q = shifted - xp.log(total)
+            a = scores.dtype.type(self.soft_weight)
+            log_p = (1 - a) * log_p + a * (soft_targets * log_q).sum(axis=1)
         loss = -(weight * log_p).sum() / normaliser
         if self.needs_input_grad[0]:
-            self.saved = (exp / total, safe_targets, weight / normaliser)
+            self.saved = (exp / total, safe_targets, weight / normaliser,
+                          soft_targets)
         return loss
 
     def backward(self, grad_loss):
         xp = get_array_module(grad_loss)
-        probabilities, safe_targets, pixel_weight = self.saved
+        probabilities, safe_targets, pixel_weight, soft_targets = self.saved
         classes = xp.arange(probabilities.shape[1]).reshape(
             (1, -1) + (1,) * (probabilities.ndim - 2))
         grad = probabilities
-        grad -= classes == safe_targets
+        if soft_targets is None:
+            grad -= classes == safe_targets
+        else:
+            a = grad.dtype.type(self.soft_weight)
+            grad -= (1 - a) * (classes == safe_targets)
+            grad -= a * soft_targets
         grad *= (pixel_weight * grad_loss)[:, None]
-        return (grad, None, None)
+        return (grad, None, None, None)
 
 
-def softmax_cross_entropy(scores, targets, class_weight=None):
+def softmax_cross_entropy(scores, targets, class_weight=None,
+                          soft_targets=None, soft_weight=0.5):
     """Mean negative log-likelihood of the softmax over class scores.
 
     Parameters
@@ -55,6 +71,16 @@ def softmax_cross_entropy(scores, targets, class_weight=None):
     class_weight : ndarray of shape (K,), optional
         Per-class weights. The loss is then the weighted mean
         ``sum(w[t] * nll) / sum(w[t])`` over valid positions.
+    soft_targets : ndarray of shape (N, K, ...), optional
+        A class distribution per position, e.g. a teacher network's
+        probabilities (knowledge distillation). The target of each valid
+        position then becomes ``(1 - soft_weight) * onehot(target) +
+        soft_weight * soft_targets``, and its loss that distribution's
+        cross-entropy with the softmax; which positions count, and their
+        weights, still come from ``targets``.
+    soft_weight : float in [0, 1], default=0.5
+        The share of ``soft_targets`` in the targets (0: the hard targets
+        alone).
 
     Returns
     -------
@@ -87,13 +113,30 @@ def softmax_cross_entropy(scores, targets, class_weight=None):
         raise ValueError(f"softmax_cross_entropy: targets contain class "
                          f"{int(targets.max())} but scores have only "
                          f"{n_classes} classes (0..{n_classes - 1})")
-    if class_weight is None:
-        return SoftmaxCrossEntropy()(scores, targets)
-    if isinstance(class_weight, Variable):
-        class_weight = class_weight.data
-    check_array("softmax_cross_entropy: class_weight", class_weight, 1)
-    if class_weight.shape[0] != n_classes:
-        raise ValueError(f"softmax_cross_entropy: class_weight has shape "
-                         f"{tuple(class_weight.shape)}, expected ({n_classes},)")
-    check_same_dtype(scores=scores, class_weight=class_weight)
-    return SoftmaxCrossEntropy()(scores, targets, class_weight)
+    if class_weight is not None:
+        if isinstance(class_weight, Variable):
+            class_weight = class_weight.data
+        check_array("softmax_cross_entropy: class_weight", class_weight, 1)
+        if class_weight.shape[0] != n_classes:
+            raise ValueError(f"softmax_cross_entropy: class_weight has shape "
+                             f"{tuple(class_weight.shape)}, expected "
+                             f"({n_classes},)")
+        check_same_dtype(scores=scores, class_weight=class_weight)
+    if soft_targets is None:
+        if class_weight is None:
+            return SoftmaxCrossEntropy()(scores, targets)
+        return SoftmaxCrossEntropy()(scores, targets, class_weight)
+    if isinstance(soft_targets, Variable):
+        soft_targets = soft_targets.data
+    check_array("softmax_cross_entropy: soft_targets", soft_targets)
+    if tuple(soft_targets.shape) != tuple(scores.shape):
+        raise ValueError(f"softmax_cross_entropy: soft_targets have shape "
+                         f"{tuple(soft_targets.shape)}, expected the shape "
+                         f"of the scores {tuple(scores.shape)}")
+    check_same_dtype(scores=scores, soft_targets=soft_targets)
+    if not (isinstance(soft_weight, (int, float, np.floating))
+            and 0 <= soft_weight <= 1):
+        raise ValueError(f"softmax_cross_entropy: soft_weight must be in "
+                         f"[0, 1], got {soft_weight!r}")
+    return SoftmaxCrossEntropy(float(soft_weight))(scores, targets,
+                                                   class_weight, soft_targets)
