@@ -191,6 +191,7 @@ def estimator_params(args):
              "patches_per_epoch": args.patches_per_epoch,
              "max_iter": args.epochs, "device": args.device,
              "horizontal_flip": args.horizontal_flip,
+             "distillation_weight": args.distillation_weight,
              "early_stopping": args.early_stopping,
              "validation_fraction": args.validation_fraction,
              "n_iter_no_change": args.patience,
@@ -265,11 +266,18 @@ def train(args, say):
         device = resolve_device(segmenter.device)
     except ValueError as exc:
         raise InputError(str(exc)) from None
+    # A bad teacher file fails before the data is read.
+    teacher = None if args.teacher is None else load_model(args.teacher)
     data = load_data(args, "train", args.quiet)
     if class_names is None:
         class_names = data.class_names
     found = np.unique(np.concatenate([m[m >= 0].ravel() for m in
                                       data.labels] + [np.zeros(0, int)]))
+    fit_params, teacher_record = {}, None
+    if teacher is not None:
+        classes = segmenter.classes_ if args.resume is not None else found
+        fit_params, teacher_record = _teacher_targets(
+            args.teacher, teacher, model, classes, data, say)
     what = (f"resuming {args.resume} (after "
             f"{_count(start_epochs, 'epoch')}): " if args.resume else
             "training ")
@@ -285,7 +293,7 @@ def train(args, say):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         try:
-            model.fit(data.images, data.labels)
+            model.fit(data.images, data.labels, **fit_params)
         except (ValueError, TypeError) as exc:
             raise _translated(exc, data) from None
     seconds = time.perf_counter() - start
@@ -293,6 +301,8 @@ def train(args, say):
     added = int(segmenter.n_iter_) - start_epochs
     training = dict(data.source, n_images=len(data.images), epochs=added,
                     seconds=round(seconds, 3))
+    if teacher_record is not None:
+        training["teacher"] = teacher_record
     if earlier:
         training["earlier"] = earlier
     save_model(args.output, model, class_names, training)
@@ -302,6 +312,26 @@ def train(args, say):
     say(f"saved {args.output}: {_count(segmenter.n_classes_, 'class')}, "
         f"{_count(added, 'epoch')}{total} in {seconds:.1f} s{loss}")
     return 0
+
+
+def _teacher_targets(path, loaded, model, classes, data, say):
+    """The fit parameters that hand ``model`` the class probabilities of
+    the teacher (``loaded`` from ``path`` by :func:`load_model`) for the
+    training images, and the record of the teacher's file and training
+    (for evaluate's overlap note)."""
+    teacher, teacher_segmenter, _, teacher_training = loaded
+    if not np.array_equal(teacher_segmenter.classes_, classes):
+        raise InputError(
+            f"--teacher {path}: it labels classes "
+            f"{teacher_segmenter.classes_.tolist()}, the model being trained "
+            f"has {np.asarray(classes).tolist()}")
+    say(f"labelling {_count(len(data.images), 'training image')} with the "
+        f"teacher {path}")
+    # float16 halves what the soft targets of a dataset hold in memory.
+    proba = [p.astype(np.float16) for p in teacher.predict_proba(data.images)]
+    steps = getattr(model, "steps", None)
+    key = f"{steps[-1][0]}__teacher_proba" if steps else "teacher_proba"
+    return {key: proba}, dict(teacher_training, file=path)
 
 
 def _architecture_name(segmenter):
@@ -378,7 +408,10 @@ def _overlaps(training, source):
     may include the evaluated ones, or None."""
     if "dataset" not in source:
         return None
-    for record in [training] + list(training.get("earlier", [])):
+    # A teacher's training images reached the model through its targets.
+    records = [training] + list(training.get("earlier", []))
+    records += [r["teacher"] for r in records if "teacher" in r]
+    for record in records:
         if record.get("dataset") != source["dataset"]:
             continue
         folds = {record.get("fold"), source.get("fold")}

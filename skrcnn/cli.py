@@ -239,6 +239,12 @@ def build_parser():
                        "--architecture and --hidden-sizes), and --epochs "
                        "counts the epochs to add (default: as many as its "
                        "last training)")
+    train.add_argument("--teacher", metavar="MODEL",
+                       help="distil from another model file (e.g. a plain "
+                       "network: --architecture plain): its class "
+                       "probabilities for the training images become part "
+                       "of every labelled pixel's target, by "
+                       "--distillation-weight")
     model = train.add_argument_group(
         "model and training (not given: the default shown, or with "
         "--resume the model's own)")
@@ -295,6 +301,10 @@ def build_parser():
                        help="resize each training image by a factor drawn "
                        "log-uniformly in [LOW, HIGH] before its crop is "
                        "taken (data augmentation, e.g. 0.8 1.25)")
+    model.add_argument("--distillation-weight", type=_alpha, metavar="W",
+                       help="share of the --teacher's probabilities in the "
+                       "targets (" + _default(defaults["distillation_weight"])
+                       + ")")
     model.add_argument("--early-stopping",
                        action=argparse.BooleanOptionalAction,
                        help="hold out --validation-fraction of the images "

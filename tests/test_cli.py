@@ -293,6 +293,81 @@ def test_resume_keeps_the_network_and_the_file_on_bad_input(tmp_path,
     assert first.read_bytes() == before
 
 
+def test_teacher_targets_are_the_teacher_s_probabilities(model_file,
+                                                        tmp_path, capsys):
+    student = tmp_path / "student.joblib"
+    code, out, err = run(capsys, "train", "--dataset", "scenes",
+                         "--n-images", "6", "--epochs", "1", "--teacher",
+                         model_file, "--distillation-weight", "0.3",
+                         "-o", student, *TINY)
+    assert code == 0, err
+    assert f"labelling 6 training images with the teacher {model_file}" in out
+    bundle = joblib.load(student)
+    assert bundle["model"].distillation_weight == 0.3
+    assert bundle["training"]["teacher"]["file"] == str(model_file)
+    # The independent reference: the same fit in Python, on the teacher's
+    # probabilities (kept as float16 by the command).
+    teacher = joblib.load(model_file)["model"]
+    X, y = make_scenes(6, random_state=0, return_X_y=True)
+    proba = [p.astype(np.float16) for p in teacher.predict_proba(X)]
+    reference = RecurrentCNNSegmenter(
+        hidden_sizes=(4, 8), n_instances=1, crop_size=None, max_iter=1,
+        distillation_weight=0.3, random_state=0).fit(X, y,
+                                                     teacher_proba=proba)
+    assert bundle["model"].loss_curve_ == reference.loss_curve_
+    for ours, theirs in zip(bundle["model"].coefs_, reference.coefs_):
+        np.testing.assert_array_equal(ours, theirs)
+    # Without the teacher, another model.
+    plain = tmp_path / "plain.joblib"
+    assert main(["train", "--dataset", "scenes", "--n-images", "6",
+                 "--epochs", "1", "-q", "-o", str(plain), *TINY]) == 0
+    assert joblib.load(plain)["model"].loss_curve_ != reference.loss_curve_
+
+
+def test_a_teacher_s_training_images_count_as_seen(tmp_path, capsys):
+    teacher, student = tmp_path / "teacher.joblib", tmp_path / "s.joblib"
+    assert main(["train", "--dataset", "scenes", "--fold", "test",
+                 "--n-images", "4", "--epochs", "1", "-q", "-o",
+                 str(teacher), *TINY]) == 0
+    assert main(["train", "--dataset", "scenes", "--n-images", "4",
+                 "--epochs", "1", "-q", "--teacher", str(teacher),
+                 "-o", str(student), *TINY]) == 0
+    code, out, err = run(capsys, "evaluate", "--model", student,
+                         "--dataset", "scenes", "--fold", "test",
+                         "--n-images", "1")
+    assert code == 0, err
+    assert "trained on the test fold of scenes" in err
+
+
+def test_bad_teacher_is_one_line_before_training(model_file, tmp_path,
+                                                 capsys):
+    output = tmp_path / "student.joblib"
+    code, _, err = run(capsys, "train", "--dataset", "scenes",
+                       "--n-images", "4", "--teacher",
+                       tmp_path / "missing.joblib", "-o", output, *TINY)
+    assert_one_line_error(code, err, "missing.joblib", "no such model file")
+    # A teacher of other classes: named, with both class lists.
+    folder = tmp_path / "imgs"
+    _, labels = write_scenes(folder, 3, seed=4, label_format=("npy",))
+    for i, label_map in enumerate(labels):  # classes 0..2 only
+        np.save(tmp_path / "imgs-labels" / f"scene{i}.npy",
+                np.where(label_map < 0, -1, label_map % 3))
+    code, _, err = run(capsys, "train", "--images", folder, "--labels",
+                       tmp_path / "imgs-labels", "--teacher", model_file,
+                       "-o", output, *TINY)
+    assert_one_line_error(code, err, f"--teacher {model_file}",
+                          "[0, 1, 2, 3, 4, 5]", "has [0, 1, 2]")
+    code, _, err = run(capsys, "train", "--dataset", "scenes",
+                       "--teacher", model_file, "--instance-loss", "all",
+                       "-o", output, *TINY)
+    assert_one_line_error(code, err, "instance_loss='last'")
+    code, _, err = run(capsys, "train", "--dataset", "scenes",
+                       "--teacher", model_file, "--distillation-weight",
+                       "1.5", "-o", output, *TINY)
+    assert code == 2 and "--distillation-weight" in err
+    assert not output.exists()
+
+
 def test_missing_dataset_names_the_option(tmp_path, capsys, monkeypatch):
     from skrcnn import datasets
 
