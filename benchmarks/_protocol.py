@@ -8,6 +8,7 @@ import os
 import time
 import warnings
 
+import joblib
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
@@ -34,7 +35,7 @@ def rate_factor(fraction, lr_schedule="step", decay_last=0.0,
 
 def train_for(model, X, y, seconds, classes, log=print, label="",
               decay_last=0.0, decay_factor=0.1, lr_schedule="step",
-              checkpoint=None):
+              checkpoint=None, teacher_proba=None):
     """``partial_fit`` epochs until ``seconds`` of training have passed.
 
     The budget is checked between epochs, so the last epoch may overrun it;
@@ -44,7 +45,8 @@ def train_for(model, X, y, seconds, classes, log=print, label="",
     per-epoch test accuracy swings by a few points), taken at the middle of
     each epoch as the previous epoch's length predicts it.
     ``checkpoint(seconds_spent)`` is called after every epoch, to record an
-    accuracy-versus-time curve. Ctrl-C ends the stage early (the estimator
+    accuracy-versus-time curve. ``teacher_proba`` goes to every
+    ``partial_fit`` (knowledge distillation). Ctrl-C ends the stage early (the estimator
     keeps the weights reached), so the model is still scored and saved.
     """
     spent, last_epoch = 0.0, 0.0
@@ -59,7 +61,8 @@ def train_for(model, X, y, seconds, classes, log=print, label="",
         start = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            model.partial_fit(X, y, classes=classes)
+            model.partial_fit(X, y, classes=classes,
+                              teacher_proba=teacher_proba)
         interrupted = _reissue(caught)
         last_epoch = time.perf_counter() - start
         spent += last_epoch
@@ -216,6 +219,7 @@ def training_params(args):
                 scale_range=(tuple(args.scale_range) if args.scale_range
                              else None),
                 solver=args.solver, momentum=args.momentum,
+                distillation_weight=args.distillation_weight,
                 weight_averaging=args.weight_averaging,
                 learning_rate=args.learning_rate, batch_size=args.batch_size,
                 patches_per_epoch=args.patches_per_epoch, device=args.device)
@@ -266,6 +270,10 @@ def rows_for_fold(fold, X_train, y_train, X_test, y_test, n_classes, args,
     decay = {"decay_last": args.decay_last, "decay_factor": args.decay_factor,
              "lr_schedule": args.lr_schedule}
     weights = class_weights(args, y_train, classes)
+    teacher_proba = None
+    if args.teacher is not None:
+        teacher_proba = teacher_probabilities(joblib.load(args.teacher),
+                                              X_train, log)
     if resumed is not None:
         rcnn2, previous_s, previous_points = resumed
     else:
@@ -282,7 +290,8 @@ def rows_for_fold(fold, X_train, y_train, X_test, y_test, n_classes, args,
         curve.offset = earlier_s
         spent = earlier_s + train_for(
             rcnn2, X_train, y_train, seconds, classes, log,
-            f"rcnn2 P={rcnn2.n_instances}", checkpoint=curve, **decay)
+            f"rcnn2 P={rcnn2.n_instances}", checkpoint=curve,
+            teacher_proba=teacher_proba, **decay)
         rows.append({"fold": fold,
                      "model": f"rcnn2, {rcnn2.n_instances} instances",
                      "train_s": spent, "epochs": rcnn2.n_iter_,
@@ -294,14 +303,7 @@ def rows_for_fold(fold, X_train, y_train, X_test, y_test, n_classes, args,
             log_row(extra, log)
         return spent
 
-    if resumed is not None:
-        curve.points = list(previous_points)
-        train_rcnn2(budget, previous_s)
-    elif rcnn2 is not None:
-        spent = train_rcnn2(budget / 2, 0.0)
-        rcnn2.set_params(n_instances=3)
-        train_rcnn2(budget / 2, spent)
-    if not args.no_plain:
+    def train_plain():
         plain = make_model("plain", 1, args, hidden_sizes=plain_hidden)
         plain.set_params(class_weight=weights)
         spent = train_for(plain, X_train, y_train, budget, classes, log,
@@ -314,7 +316,44 @@ def rows_for_fold(fold, X_train, y_train, X_test, y_test, n_classes, args,
                                     args):
             rows.append(extra)
             log_row(extra, log)
+        return plain
+
+    if args.distil_from_plain:
+        # The teacher first: rcnn2 learns from its probabilities.
+        teacher_proba = teacher_probabilities(train_plain(), X_train, log)
+    if resumed is not None:
+        curve.points = list(previous_points)
+        train_rcnn2(budget, previous_s)
+    elif rcnn2 is not None:
+        spent = train_rcnn2(budget / 2, 0.0)
+        rcnn2.set_params(n_instances=3)
+        train_rcnn2(budget / 2, spent)
+    if not args.no_plain and not args.distil_from_plain:
+        train_plain()
     return rows, rcnn2, curve
+
+
+#: Test-time augmentation of a teacher's probabilities (flips and scales
+#: label the test images of Stanford Background 0.5-1 point better).
+TEACHER_AUGMENTATION = dict(test_time_flip=True,
+                            test_time_scales=(0.75, 1.0, 1.25))
+
+
+def teacher_probabilities(teacher, X, log=print):
+    """A teacher model's class probabilities for the training images, with
+    :data:`TEACHER_AUGMENTATION`, as float16 (half the memory; the
+    estimator accepts them as they are)."""
+    start = time.perf_counter()
+    before = {name: teacher.get_params()[name]
+              for name in TEACHER_AUGMENTATION}
+    teacher.set_params(**TEACHER_AUGMENTATION)
+    try:
+        proba = [p.astype(np.float16) for p in teacher.predict_proba(X)]
+    finally:
+        teacher.set_params(**before)
+    log(f"  teacher: probabilities of {len(X)} training images in "
+        f"{time.perf_counter() - start:.0f} s")
+    return proba
 
 
 def log_row(row, log=print):
@@ -421,6 +460,18 @@ def add_training_arguments(parser):
                              "mirrored too with --test-time-flip)")
     parser.add_argument("--no-plain", action="store_true",
                         help="skip the plain network")
+    parser.add_argument("--distil-from-plain", action="store_true",
+                        help="train the plain network first and distil it "
+                             "into rcnn2: its probabilities (with test-time "
+                             "flips and scales 0.75 / 1 / 1.25) become part "
+                             "of rcnn2's targets (not in the paper)")
+    parser.add_argument("--teacher", metavar="MODEL",
+                        help="distil into rcnn2 from this joblib file of a "
+                             "fitted estimator (trained on the same training "
+                             "images only), as --distil-from-plain does")
+    parser.add_argument("--distillation-weight", type=float, default=0.5,
+                        help="share of the teacher's probabilities in "
+                             "rcnn2's targets")
     parser.add_argument("--no-rcnn2", action="store_true",
                         help="skip the rcnn2 models (train the plain network "
                              "only)")
@@ -445,6 +496,12 @@ def parse_training_args(parser, argv):
     args = parser.parse_args(argv)
     if args.no_plain and args.no_rcnn2:
         parser.error("--no-plain and --no-rcnn2 leave no model to train")
+    if args.distil_from_plain and (args.no_plain or args.no_rcnn2
+                                   or args.teacher):
+        parser.error("--distil-from-plain trains the plain network and "
+                     "rcnn2: not with --no-plain, --no-rcnn2 or --teacher")
+    if args.teacher and args.no_rcnn2:
+        parser.error("--teacher distils into rcnn2: not with --no-rcnn2")
     args.crop_size = args.crop_size or None  # 0 means whole images
     return args
 
@@ -468,6 +525,10 @@ def report(args, rows, references, dataset, start, curves=()):
         options += f", {args.class_weight} class weights"
     if args.solver != "adam":
         options += f", {args.solver} (momentum {args.momentum:g})"
+    if args.distil_from_plain or args.teacher:
+        options += (f", rcnn2 distilled from "
+                    f"{args.teacher or 'the plain network'} (weight "
+                    f"{args.distillation_weight:g})")
     if args.scale_range:
         options += (f", scales {args.scale_range[0]:g}-"
                     f"{args.scale_range[1]:g}")

@@ -168,6 +168,10 @@ def main(argv=None):
                 parser.error(f"--widen: {exc}")
     elif args.widen:
         parser.error("--widen applies to a --resume model")
+    if args.teacher and not args.canonical:
+        parser.error("--teacher is a model of the canonical fold's training "
+                     "images: use it with --canonical (--distil-from-plain "
+                     "trains one per fold)")
 
     data = load_stanford(args.data_home)
     if args.canonical:

@@ -105,7 +105,8 @@ def test_checkpoints_save_the_model_and_resume_from_the_last(tmp_path,
     args = argparse.Namespace(**{k: getattr(model, k) for k in (
         "sampling", "crop_size", "instance_loss", "horizontal_flip",
         "solver", "momentum", "learning_rate", "batch_size",
-        "patches_per_epoch", "device", "weight_averaging")},
+        "patches_per_epoch", "device", "weight_averaging",
+        "distillation_weight")},
         scale_range=None)
     parser = argparse.ArgumentParser()
     resumed, train_s, points = load_resumable(path, args, parser)
@@ -129,3 +130,60 @@ def test_checkpoints_save_the_model_and_resume_from_the_last(tmp_path,
     updates = model.t_ - model.t_ // 4  # 4 epochs of equal steps, 3 saved
     assert (f"belongs to another save of it ({updates} updates, the model "
             f"has {model.t_})") in capsys.readouterr().err
+
+
+def _protocol_args(*argv):
+    from _protocol import add_training_arguments, parse_training_args
+    parser = argparse.ArgumentParser()
+    add_training_arguments(parser)
+    return parse_training_args(parser, list(argv))
+
+
+def test_distil_from_plain_hands_rcnn2_the_plain_network_s_probabilities(
+        monkeypatch):
+    from _protocol import rows_for_fold
+    X, y = colour_scenes(3, shape=(16, 16))
+    calls = []
+    original = RecurrentCNNSegmenter.partial_fit
+
+    def spy(self, X, y, classes=None, teacher_proba=None):
+        calls.append((self.architecture, teacher_proba))
+        return original(self, X, y, classes, teacher_proba=teacher_proba)
+
+    monkeypatch.setattr(RecurrentCNNSegmenter, "partial_fit", spy)
+    args = _protocol_args("--distil-from-plain", "--train-minutes", "1e-9",
+                          "--patches-per-epoch", "2", "--batch-size", "2",
+                          "--crop-size", "1", "--distillation-weight", "0.25")
+    rows, rcnn2, _ = rows_for_fold(0, X, y, X[:1], y[:1], 3, args,
+                                   plain_hidden=(2, 2), log=lambda line: None)
+    assert [r["model"] for r in rows] == ["plain", "rcnn2, 2 instances",
+                                          "rcnn2, 3 instances"]
+    assert [a for a, _ in calls] == ["plain", "rcnn2", "rcnn2"]
+    assert calls[0][1] is None
+    assert rcnn2.distillation_weight == 0.25
+    # The independent reference: the plain network's flip- and
+    # scale-averaged probabilities, recomputed from a model trained alike.
+    plain = RecurrentCNNSegmenter(**{
+        **RecurrentCNNSegmenter().get_params(),
+        **training_params(args), "architecture": "plain",
+        "hidden_sizes": (2, 2), "n_instances": 1,
+        "instance_schedule": "fixed", "random_state": 0})
+    plain.partial_fit(X, y, classes=[0, 1, 2])
+    plain.set_params(test_time_flip=True, test_time_scales=(0.75, 1.0, 1.25))
+    expected = plain.predict_proba(X)
+    for proba in (calls[1][1], calls[2][1]):
+        assert len(proba) == 3
+        for ours, theirs in zip(proba, expected):
+            assert ours.dtype == np.float16
+            np.testing.assert_allclose(ours, theirs, atol=1e-3)
+
+
+@pytest.mark.parametrize("argv", [
+    ["--distil-from-plain", "--no-plain"],
+    ["--distil-from-plain", "--no-rcnn2"],
+    ["--distil-from-plain", "--teacher", "t.joblib"],
+    ["--teacher", "t.joblib", "--no-rcnn2"]])
+def test_distillation_options_that_contradict_each_other(argv, capsys):
+    with pytest.raises(SystemExit):
+        _protocol_args(*argv)
+    assert "--" in capsys.readouterr().err
