@@ -62,8 +62,9 @@ class ImageSet:
 
         The image is interpolated bilinearly (anti-aliased when shrunk),
         the targets by nearest neighbour, both to the same shape, so every
-        label stays on the pixels it names; soft targets like the image
-        (an interpolated distribution is still one).
+        label stays on the pixels it names. Soft targets are interpolated
+        bilinearly too (an interpolated distribution is still one), but
+        only at the pixels a sampler asks for (see :class:`_Resized`).
         """
         image, targets = self.images[index], self.targets[index]
         shape = scaled_shape(targets.shape, factor)
@@ -71,14 +72,57 @@ class ImageSet:
         targets = resize_labels(targets, shape)
         soft = None
         if self.soft_targets is not None:
-            soft = [resize_image(self.soft_targets[index], shape)]
+            soft = [_Resized(self.soft_targets[index], shape)]
         return ImageSet([image], [targets], soft)
+
+    def soft_at(self, index, rows, cols):
+        """Soft targets of pixels ``rows x cols`` (1-D integer arrays inside
+        image ``index``), shape (len(rows), len(cols), N)."""
+        soft = self.soft_targets[index]
+        if isinstance(soft, _Resized):
+            return soft.at(rows, cols)
+        return soft[np.ix_(rows, cols)]
 
     def standardized(self, index, dtype=np.float32):
         """Image ``index`` as a standardised (3, H, W) array."""
         image = np.asarray(self.images[index], dtype=np.float64)
         scaled = (image - self.means[index]) * self.scales[index]
         return np.ascontiguousarray(scaled.transpose(2, 0, 1), dtype=dtype)
+
+
+class _Resized:
+    """A soft-target map resized to ``shape``, interpolated bilinearly
+    where it is read (with :func:`resize_image`'s pixel-centre mapping,
+    without its anti-aliasing): a sampler reads a few dozen of the resized
+    pixels, and resizing a whole map of N classes costs several times an
+    image's resizing."""
+
+    def __init__(self, source, shape):
+        self.source = source
+        self.shape = tuple(shape) + source.shape[2:]
+
+    def at(self, rows, cols):
+        (y0, y1, wy), (x0, x1, wx) = (
+            _bilinear_taps(np.asarray(index), size, new_size)
+            for index, size, new_size in zip(
+                (rows, cols), self.source.shape[:2], self.shape[:2]))
+        wy, wx = wy[:, None, None], wx[None, :, None]
+        s = self.source
+        top = (1 - wx) * s[np.ix_(y0, x0)] + wx * s[np.ix_(y0, x1)]
+        bottom = (1 - wx) * s[np.ix_(y1, x0)] + wx * s[np.ix_(y1, x1)]
+        return (1 - wy) * top + wy * bottom
+
+
+def _bilinear_taps(index, size, new_size):
+    """Source pixels and weight of output pixels ``index`` along an axis
+    resized from ``size`` to ``new_size``. Positions past the edge pixels'
+    centres are mirrored back, as scikit-image's resize does."""
+    position = np.abs((index + 0.5) * size / new_size - 0.5)
+    position = np.clip(np.where(position > size - 1,
+                                2 * (size - 1) - position, position),
+                       0, size - 1)
+    low = np.floor(position).astype(np.intp)
+    return low, np.minimum(low + 1, size - 1), position - low
 
 
 def sample_patches(image_set, n_patches, side, random_state,
@@ -111,7 +155,7 @@ def sample_patches(image_set, n_patches, side, random_state,
         row, col = _random_labelled_pixel(source, index, random_state)
         targets[k] = source.targets[index][row, col]
         if soft is not None:
-            soft[k] = source.soft_targets[index][row, col]
+            soft[k] = source.soft_at(index, [row], [col])[0, 0]
         mirror = flip and random_state.rand() < 0.5
         if mirror:
             col = source.images[index].shape[1] - 1 - col
@@ -161,14 +205,10 @@ def sample_crops(image_set, n_crops, side, stride, outputs, random_state,
         row, col = _random_labelled_pixel(source, index, random_state)
         a, b = random_state.randint(outputs, size=2)
         labels = source.targets[index]
-        probabilities = (None if soft is None
-                         else source.soft_targets[index])
         mirror = flip and random_state.rand() < 0.5
         if mirror:  # the same pixel, in the mirrored image's coordinates
             labels = labels[:, ::-1]
             col = labels.shape[1] - 1 - col
-            if soft is not None:
-                probabilities = probabilities[:, ::-1]
         top, left = row - stride * a, col - stride * b  # output (0, 0)
         _cut(source, index, top - before, left - before, crops[k], mirror)
         if frames:
@@ -178,10 +218,13 @@ def sample_crops(image_set, n_crops, side, stride, outputs, random_state,
         cols = left + stride * np.arange(outputs)
         inside_r = (rows >= 0) & (rows < labels.shape[0])
         inside_c = (cols >= 0) & (cols < labels.shape[1])
-        inside = np.ix_(rows[inside_r], cols[inside_c])
-        targets[k][np.ix_(inside_r, inside_c)] = labels[inside]
+        targets[k][np.ix_(inside_r, inside_c)] = labels[
+            np.ix_(rows[inside_r], cols[inside_c])]
         if soft is not None:
-            soft[k][np.ix_(inside_r, inside_c)] = probabilities[inside]
+            width = labels.shape[1]
+            unmirrored = (width - 1 - cols if mirror else cols)[inside_c]
+            soft[k][np.ix_(inside_r, inside_c)] = source.soft_at(
+                index, rows[inside_r], unmirrored)
     if soft is None:
         return crops, targets
     return crops, targets, np.ascontiguousarray(soft.transpose(0, 3, 1, 2))
@@ -348,15 +391,12 @@ def dense_example(image_set, index, side, stride, random_state,
     image_set, index = _source(image_set, index, random_state, scale_range)
     image = image_set.standardized(index, dtype)
     labels = image_set.targets[index]
-    soft = (None if image_set.soft_targets is None
-            else image_set.soft_targets[index])
     _, height, width = image.shape
     dy = random_state.randint(min(stride, height))
     dx = random_state.randint(min(stride, width))
-    if flip and random_state.rand() < 0.5:
+    mirror = flip and random_state.rand() < 0.5
+    if mirror:
         image, labels = image[:, :, ::-1], labels[:, ::-1]
-        if soft is not None:
-            soft = soft[:, ::-1]
     targets = labels[dy::stride, dx::stride]
     rows, cols = targets.shape
     before = (side - 1) // 2
@@ -373,10 +413,13 @@ def dense_example(image_set, index, side, stride, random_state,
         _cut_labels(labels, top, left, label_frame)
         return rgb, label_frame[None]
     targets = np.ascontiguousarray(targets)[None]
-    if soft is None:
+    if image_set.soft_targets is None:
         return rgb, targets
-    soft = soft[dy::stride, dx::stride].transpose(2, 0, 1)
-    return rgb, targets, np.ascontiguousarray(soft, dtype=dtype)[None]
+    cols = np.arange(dx, width, stride)
+    soft = image_set.soft_at(index, np.arange(dy, height, stride),
+                             width - 1 - cols if mirror else cols)
+    return rgb, targets, np.ascontiguousarray(soft.transpose(2, 0, 1),
+                                              dtype=dtype)[None]
 
 
 def accumulate_loss(network, groups, xp, every_instance=False,

@@ -90,6 +90,55 @@ def test_soft_targets_of_a_resized_image(sampler):
         np.testing.assert_array_equal(soft[targets < 0], 0)
 
 
+class _FixedScaleDraws:
+    """A RandomState whose ``uniform`` takes nothing from the stream: with
+    a one-point ``scale_range`` the factor is known, so the other draws
+    line up with a run on images resized beforehand."""
+
+    def __init__(self, seed):
+        self._rng = np.random.RandomState(seed)
+
+    def uniform(self, low, high):
+        assert low == high
+        return low
+
+    def __getattr__(self, name):
+        return getattr(self._rng, name)
+
+
+@pytest.mark.parametrize("factor", [0.7, 1.5])
+@pytest.mark.parametrize("sampler", sorted(SAMPLERS))
+def test_soft_targets_of_a_resized_image_are_interpolated_bilinearly(
+        sampler, factor):
+    """Against the maps resized beforehand by scikit-image (bilinear,
+    pixel centres on pixel centres, no anti-aliasing)."""
+    from skimage.transform import resize
+
+    from skrcnn.preprocessing import resize_image, resize_labels, scaled_shape
+    rng = np.random.default_rng(6)
+    shapes = ((13, 17), (16, 11))
+    images = [rng.integers(0, 256, shape + (3,)).astype(np.uint8)
+              for shape in shapes]
+    labels = [rng.integers(-1, N_CLASSES, shape) for shape in shapes]
+    soft = [rng.dirichlet(np.ones(N_CLASSES), size=shape) for shape in shapes]
+    resized = [scaled_shape(shape, factor) for shape in shapes]
+    reference = ImageSet(
+        [resize_image(i, shape) for i, shape in zip(images, resized)],
+        [resize_labels(t, shape) for t, shape in zip(labels, resized)],
+        [resize(p, shape + (N_CLASSES,), order=1, anti_aliasing=False,
+                preserve_range=True) for p, shape in zip(soft, resized)])
+    image_set = ImageSet(images, labels, soft)
+    for seed in range(4):
+        ours = SAMPLERS[sampler](image_set, _FixedScaleDraws(seed),
+                                 scale_range=(factor, factor), flip=True)
+        theirs = SAMPLERS[sampler](reference, np.random.RandomState(seed),
+                                   flip=True)
+        np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-12)
+        np.testing.assert_array_equal(ours[1], theirs[1])
+        np.testing.assert_allclose(ours[2], theirs[2], rtol=1e-12,
+                                   atol=1e-15)
+
+
 def test_soft_targets_refuse_label_frames():
     image_set = _soft_set()
     with pytest.raises(ValueError, match="not for label frames"):
