@@ -14,6 +14,11 @@ the patch centred on it (zero padding, the image mean, past the borders):
 Images are kept as the user gave them and standardised on the fly (one mean
 and deviation per image), so training never holds a padded float copy of
 the whole dataset.
+
+For knowledge distillation an :class:`ImageSet` may also carry soft targets
+(a teacher's class probabilities per pixel): every sampler then returns the
+soft targets of exactly the positions it returns labels for, and
+:func:`accumulate_loss` mixes them into the targets.
 """
 
 import numpy as np
