@@ -41,6 +41,8 @@ def make_op_cases(seed=18):
     targets.flat[0] = 1
     assert (targets < 0).any()
     class_weight = np.array([1.0, 0.5, 2.0, 1.5])
+    soft_targets = rng.random(scores.shape)
+    soft_targets /= soft_targets.sum(axis=1, keepdims=True)
     return {
         "conv2d": ([x4, w, b2], [],
                    lambda a, k, c: conv2d(a, k, c, stride=(2, 1),
@@ -64,6 +66,10 @@ def make_op_cases(seed=18):
         "softmax_cross_entropy_weighted": (
             [scores], [targets, class_weight],
             lambda s, t, c: softmax_cross_entropy(s, t, c)),
+        "softmax_cross_entropy_soft": (
+            [scores], [targets, class_weight, soft_targets],
+            lambda s, t, c, p: softmax_cross_entropy(
+                s, t, c, soft_targets=p, soft_weight=0.4)),
         "weighted_sum": ([x4, x4[::-1] * 3, np.tanh(x4)], [],
                          lambda a, c, d: weighted_sum([a, c, d],
                                                       [0.5, -2.0, 1.25])),
