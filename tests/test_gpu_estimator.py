@@ -23,14 +23,19 @@ from scenes import SMALL, colour_scenes  # noqa: E402
 from skrcnn.segmenter import RecurrentCNNSegmenter  # noqa: E402
 
 
-def _fit(device, **params):
+def _fit(device, teacher=False, **params):
     X, y = colour_scenes(12)
     model = RecurrentCNNSegmenter(architecture=SMALL, n_instances=2,
                                   max_iter=2, learning_rate=1e-2,
                                   random_state=0, device=device, **params)
+    fit_params = {}
+    if teacher:  # soft targets: a smoothed one-hot of a shifted labelling
+        shifted = np.roll(y, 3, axis=2)
+        proba = 0.1 + 0.7 * (shifted[..., None] == np.arange(3))
+        fit_params["teacher_proba"] = proba.astype(np.float16)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return model.fit(X, y), X
+        return model.fit(X, y, **fit_params), X
 
 
 @pytest.mark.parametrize("params", [dict(), dict(sampling="patch",
@@ -42,7 +47,9 @@ def _fit(device, **params):
                                     dict(scale_range=(0.8, 1.25)),
                                     dict(weight_averaging=0.9),
                                     dict(test_time_flip=True,
-                                         test_time_scales=(0.75, 1.0))])
+                                         test_time_scales=(0.75, 1.0)),
+                                    dict(teacher=True,
+                                         scale_range=(0.8, 1.25))])
 def test_same_seed_same_model_on_cpu_and_gpu(params):
     cpu, X = _fit("cpu", **params)
     gpu, _ = _fit("gpu", **params)
