@@ -9,7 +9,8 @@ figures were measured on). Per fold it trains
 * rcnn2 with 2 instances for half of ``--train-minutes``, scores it, then
   adds the third instance (shared weights, the paper's staged training) and
   trains for the other half, and scores it again;
-* the plain network (Stanford sizes) for ``--train-minutes``;
+* the plain network (Stanford sizes) for ``--train-minutes`` (first, with
+  ``--distil-from-plain``: rcnn2 then trains on its probabilities too);
 
 and scores each on the fold's test images at full resolution (dense pass;
 with ``--test-time-flip`` also averaged with the mirrored images' labellings,
@@ -47,6 +48,12 @@ Usage::
     # ... then on with 100 instead of 50 units in conv 2:
     python benchmarks/stanford.py --canonical --no-plain --train-minutes 60 \
         --resume rcnn2.joblib --widen 25 100 --save-model rcnn2-wide.joblib
+    # knowledge distillation: the plain network trained first, rcnn2 then
+    # learns from its probabilities as well as from the labels:
+    python benchmarks/stanford.py --canonical --distil-from-plain
+    # ... or from a saved teacher of the canonical fold, into a resumed rcnn2:
+    python benchmarks/stanford.py --canonical --no-plain --train-minutes 60 \
+        --resume rcnn2.joblib --teacher plain.joblib --save-model rcnn2.joblib
 """
 
 import argparse
