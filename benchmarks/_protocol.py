@@ -272,8 +272,10 @@ def rows_for_fold(fold, X_train, y_train, X_test, y_test, n_classes, args,
     weights = class_weights(args, y_train, classes)
     teacher_proba = None
     if args.teacher is not None:
-        teacher_proba = teacher_probabilities(joblib.load(args.teacher),
-                                              X_train, log)
+        teacher = joblib.load(args.teacher)
+        if isinstance(teacher, dict):  # a model file of 'skrcnn train'
+            teacher = teacher["model"]
+        teacher_proba = teacher_probabilities(teacher, X_train, log)
     if resumed is not None:
         rcnn2, previous_s, previous_points = resumed
     else:
