@@ -187,3 +187,35 @@ def test_distillation_options_that_contradict_each_other(argv, capsys):
     with pytest.raises(SystemExit):
         _protocol_args(*argv)
     assert "--" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("as_model_file", [False, True])
+def test_teacher_file_hands_rcnn2_its_probabilities(tmp_path, monkeypatch,
+                                                    as_model_file):
+    import joblib
+    from _protocol import rows_for_fold
+    X, y = colour_scenes(3, shape=(16, 16))
+    teacher = _model().partial_fit(X, y, classes=[0, 1, 2])
+    path = tmp_path / "teacher.joblib"
+    joblib.dump({"model": teacher} if as_model_file else teacher, path)
+    seen = []
+    original = RecurrentCNNSegmenter.partial_fit
+
+    def spy(self, X, y, classes=None, teacher_proba=None):
+        seen.append(teacher_proba)
+        return original(self, X, y, classes, teacher_proba=teacher_proba)
+
+    monkeypatch.setattr(RecurrentCNNSegmenter, "partial_fit", spy)
+    args = _protocol_args("--no-plain", "--teacher", str(path),
+                          "--train-minutes", "1e-9", "--patches-per-epoch",
+                          "2", "--batch-size", "2", "--crop-size", "1")
+    rows, _, _ = rows_for_fold(0, X, y, X[:1], y[:1], 3, args,
+                               log=lambda line: None)
+    assert [r["model"] for r in rows] == ["rcnn2, 2 instances",
+                                          "rcnn2, 3 instances"]
+    teacher.set_params(test_time_flip=True, test_time_scales=(0.75, 1.0, 1.25))
+    expected = teacher.predict_proba(X)
+    assert len(seen) == 2
+    for proba in seen:
+        for ours, theirs in zip(proba, expected):
+            np.testing.assert_allclose(ours, theirs, atol=1e-3)
