@@ -80,6 +80,19 @@ def check_images(X, name="X", min_size=1):
     return checked, was_array
 
 
+def _one_per_image(values, images, name, what):
+    """``values`` as a sequence (an array split along its first axis),
+    checked to hold one item per image."""
+    items = list(values) if isinstance(values, np.ndarray) else values
+    if isinstance(items, (str, bytes)) or not hasattr(items, "__len__"):
+        raise TypeError(f"{name} must be a sequence of {what}, got "
+                        f"{type(values).__name__}")
+    if len(items) != len(images):
+        raise ValueError(f"{name} has {len(items)} {what} for "
+                         f"{len(images)} images")
+    return items
+
+
 def check_label_maps(y, images, name="y"):
     """Check label maps against their images.
 
@@ -98,13 +111,7 @@ def check_label_maps(y, images, name="y"):
     if y is None:
         raise ValueError(f"{name} is required: one (H, W) label map per "
                          "image")
-    maps = list(y) if isinstance(y, np.ndarray) else y
-    if isinstance(maps, (str, bytes)) or not hasattr(maps, "__len__"):
-        raise TypeError(f"{name} must be a sequence of label maps, got "
-                        f"{type(y).__name__}")
-    if len(maps) != len(images):
-        raise ValueError(f"{name} has {len(maps)} label maps for "
-                         f"{len(images)} images")
+    maps = _one_per_image(y, images, name, "label maps")
     checked = []
     for index, (labels, image) in enumerate(zip(maps, images)):
         labels = np.asarray(labels)
@@ -143,14 +150,7 @@ def check_teacher_proba(teacher_proba, images, n_classes,
     list of ndarray
         The maps, as given (no copy where they already are float arrays).
     """
-    maps = (list(teacher_proba) if isinstance(teacher_proba, np.ndarray)
-            else teacher_proba)
-    if isinstance(maps, (str, bytes)) or not hasattr(maps, "__len__"):
-        raise TypeError(f"{name} must be a sequence of (H, W, n_classes) "
-                        f"probability maps, got {type(teacher_proba).__name__}")
-    if len(maps) != len(images):
-        raise ValueError(f"{name} has {len(maps)} probability maps for "
-                         f"{len(images)} images")
+    maps = _one_per_image(teacher_proba, images, name, "probability maps")
     checked = []
     for index, (proba, image) in enumerate(zip(maps, images)):
         proba = np.asarray(proba)

@@ -1,5 +1,6 @@
-"""Tiny stand-in segmenters and pixel-colour scenes for the workflow tests
-(a helper module): fast, deterministic and independent of the network."""
+"""Tiny stand-in segmenters and pixel-colour scenes for the workflow tests,
+and a stand-in random state for the sampler tests (a helper module): fast,
+deterministic and independent of the network."""
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -76,3 +77,19 @@ class ClassifierSegmenter(ClassifierMixin, MeanColourSegmenter):
 
     def score(self, X, y):
         return MeanColourSegmenter.score(self, X, y)
+
+
+class FixedScaleDraws:
+    """A RandomState whose ``uniform`` takes nothing from the stream: with
+    a one-point ``scale_range`` the factor is known, so the other draws
+    line up with a run on images resized beforehand."""
+
+    def __init__(self, seed):
+        self._rng = np.random.RandomState(seed)
+
+    def uniform(self, low, high):
+        assert low == high
+        return low
+
+    def __getattr__(self, name):
+        return getattr(self._rng, name)

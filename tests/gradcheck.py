@@ -150,3 +150,24 @@ def check_gradients(f, inputs, seed=0, atol=1e-8, rtol=1e-6, n_directions=3,
                     f"{tolerance:.3e}")
         grads.append(grad)
     return grads
+
+
+def assert_gradients_match_objective(objective, params, grads, seed=0,
+                                     eps=1e-6, rtol=1e-5, atol=1e-8):
+    """Check ``grads`` (one per array of ``params``) against central
+    differences of ``objective(*params)`` (plain floats, computed
+    independently of the autograd), along one random direction each."""
+    rng = np.random.default_rng(seed)
+    for k, (param, grad) in enumerate(zip(params, grads)):
+        direction = rng.standard_normal(param.shape)
+
+        def along(x):
+            args = list(params)
+            args[k] = x
+            return objective(*args)
+
+        numeric = (along(param + eps * direction)
+                   - along(param - eps * direction)) / (2 * eps)
+        analytic = float((grad * direction).sum())
+        assert abs(analytic - numeric) <= atol + rtol * abs(numeric), (
+            k, analytic, numeric)

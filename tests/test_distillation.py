@@ -5,6 +5,8 @@ the loss over soft targets must have exact gradients."""
 import numpy as np
 import pytest
 
+from dummies import FixedScaleDraws
+from gradcheck import assert_gradients_match_objective
 from skrcnn import Variable, no_grad
 from skrcnn.network import RecurrentNetwork
 from skrcnn.training import (ImageSet, accumulate_loss, dense_example,
@@ -90,22 +92,6 @@ def test_soft_targets_of_a_resized_image(sampler):
         np.testing.assert_array_equal(soft[targets < 0], 0)
 
 
-class _FixedScaleDraws:
-    """A RandomState whose ``uniform`` takes nothing from the stream: with
-    a one-point ``scale_range`` the factor is known, so the other draws
-    line up with a run on images resized beforehand."""
-
-    def __init__(self, seed):
-        self._rng = np.random.RandomState(seed)
-
-    def uniform(self, low, high):
-        assert low == high
-        return low
-
-    def __getattr__(self, name):
-        return getattr(self._rng, name)
-
-
 @pytest.mark.parametrize("factor", [0.7, 1.5])
 @pytest.mark.parametrize("sampler", sorted(SAMPLERS))
 def test_soft_targets_of_a_resized_image_are_interpolated_bilinearly(
@@ -129,7 +115,7 @@ def test_soft_targets_of_a_resized_image_are_interpolated_bilinearly(
                 preserve_range=True) for p, shape in zip(soft, resized)])
     image_set = ImageSet(images, labels, soft)
     for seed in range(4):
-        ours = SAMPLERS[sampler](image_set, _FixedScaleDraws(seed),
+        ours = SAMPLERS[sampler](image_set, FixedScaleDraws(seed),
                                  scale_range=(factor, factor), flip=True)
         theirs = SAMPLERS[sampler](reference, np.random.RandomState(seed),
                                    flip=True)
@@ -200,19 +186,8 @@ def test_accumulate_loss_with_soft_targets_has_exact_gradients(
         net, groups, np, soft_weight=soft_weight,
         class_weight=None if class_weight is None else weights)
     assert loss == pytest.approx(objective(*params), rel=1e-12)
-    directions = np.random.default_rng(2)
-    for k, p in enumerate(trained):
-        direction = directions.standard_normal(p.shape)
-
-        def along(x, k=k):
-            args = list(params)
-            args[k] = x
-            return objective(*args)
-
-        numeric = (along(params[k] + 1e-6 * direction)
-                   - along(params[k] - 1e-6 * direction)) / 2e-6
-        assert float((p.grad * direction).sum()) == pytest.approx(
-            numeric, rel=1e-5, abs=1e-8)
+    assert_gradients_match_objective(objective, params,
+                                     [p.grad for p in trained], seed=2)
 
 
 def test_accumulate_loss_refuses_soft_targets_for_every_instance():

@@ -10,6 +10,7 @@ from skrcnn import RecurrentCNNSegmenter
 from skrcnn.training import (ImageSet, dense_example, draw_scale,
                              sample_crops, sample_patches)
 
+from dummies import FixedScaleDraws
 from scenes import colour_scenes
 
 
@@ -84,22 +85,6 @@ def _resized_set(image_set, factor):
     return ImageSet(images, targets)
 
 
-class _FixedScaleDraws:
-    """A RandomState whose ``uniform`` takes nothing from the stream: with
-    a one-point ``scale_range`` the factor is known, so the other draws
-    line up with a run on images resized beforehand."""
-
-    def __init__(self, seed):
-        self._rng = np.random.RandomState(seed)
-
-    def uniform(self, low, high):
-        assert low == high
-        return low
-
-    def __getattr__(self, name):
-        return getattr(self._rng, name)
-
-
 SAMPLERS = {
     "crops": lambda s, rng, **kw: sample_crops(s, 4, 7, 2, 3, rng,
                                                np.float64, **kw),
@@ -121,7 +106,7 @@ def test_samplers_cut_from_the_resized_image(sampler, factor, flip):
     image_set = _colour_set()
     reference_set = _resized_set(image_set, factor)
     for seed in range(4):
-        got = SAMPLERS[sampler](image_set, _FixedScaleDraws(seed),
+        got = SAMPLERS[sampler](image_set, FixedScaleDraws(seed),
                                 flip=flip, scale_range=(factor, factor))
         expected = SAMPLERS[sampler](reference_set,
                                      np.random.RandomState(seed), flip=flip)
