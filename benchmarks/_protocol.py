@@ -46,8 +46,9 @@ def train_for(model, X, y, seconds, classes, log=print, label="",
     each epoch as the previous epoch's length predicts it.
     ``checkpoint(seconds_spent)`` is called after every epoch, to record an
     accuracy-versus-time curve. ``teacher_proba`` goes to every
-    ``partial_fit`` (knowledge distillation). Ctrl-C ends the stage early (the estimator
-    keeps the weights reached), so the model is still scored and saved.
+    ``partial_fit`` (knowledge distillation). Ctrl-C ends the stage early
+    (the estimator keeps the weights reached), so the model is still scored
+    and saved.
     """
     spent, last_epoch = 0.0, 0.0
     rate = model.learning_rate

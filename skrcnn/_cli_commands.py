@@ -268,6 +268,10 @@ def train(args, say):
         raise InputError(str(exc)) from None
     # A bad teacher file fails before the data is read.
     teacher = None if args.teacher is None else load_model(args.teacher)
+    if teacher is not None and segmenter.instance_loss != "last":
+        raise InputError(f"--teacher trains the last instance's scores "
+                         f"only; use --instance-loss last, not "
+                         f"{segmenter.instance_loss}")
     data = load_data(args, "train", args.quiet)
     if class_names is None:
         class_names = data.class_names
@@ -277,7 +281,7 @@ def train(args, say):
     if teacher is not None:
         classes = segmenter.classes_ if args.resume is not None else found
         fit_params, teacher_record = _teacher_targets(
-            args.teacher, teacher, model, classes, data, say)
+            args.teacher, teacher, model, classes, data, say, device)
     what = (f"resuming {args.resume} (after "
             f"{_count(start_epochs, 'epoch')}): " if args.resume else
             "training ")
@@ -314,7 +318,8 @@ def train(args, say):
     return 0
 
 
-def _teacher_targets(path, loaded, model, classes, data, say):
+def _teacher_targets(path, loaded, model, classes, data, say,
+                     student_device):
     """The fit parameters that hand ``model`` the class probabilities of
     the teacher (``loaded`` from ``path`` by :func:`load_model`) for the
     training images, and the record of the teacher's file and training
@@ -327,8 +332,16 @@ def _teacher_targets(path, loaded, model, classes, data, say):
             f"has {np.asarray(classes).tolist()}")
     say(f"labelling {_count(len(data.images), 'training image')} with the "
         f"teacher {path}")
+    # The teacher labels where the student trains (it may have been saved
+    # from a GPU machine).
+    teacher_segmenter.set_params(device=student_device)
+    try:
+        proba = teacher.predict_proba(data.images)
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"--teacher {path}: "
+                         f"{_translated(exc, data)}") from None
     # float16 halves what the soft targets of a dataset hold in memory.
-    proba = [p.astype(np.float16) for p in teacher.predict_proba(data.images)]
+    proba = [p.astype(np.float16) for p in proba]
     steps = getattr(model, "steps", None)
     key = f"{steps[-1][0]}__teacher_proba" if steps else "teacher_proba"
     return {key: proba}, dict(teacher_training, file=path)

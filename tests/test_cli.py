@@ -324,6 +324,20 @@ def test_teacher_targets_are_the_teacher_s_probabilities(model_file,
     assert joblib.load(plain)["model"].loss_curve_ != reference.loss_curve_
 
 
+def test_a_teacher_labels_on_the_student_s_device(model_file, tmp_path,
+                                                  capsys):
+    """A teacher saved with device="gpu" still labels the training images
+    on a machine without one: it runs where the student trains."""
+    bundle = joblib.load(model_file)
+    bundle["model"].set_params(device="gpu")
+    teacher = tmp_path / "gpu-teacher.joblib"
+    joblib.dump(bundle, teacher)
+    code, _, err = run(capsys, "train", "--dataset", "scenes", "--n-images",
+                       "2", "--epochs", "1", "--teacher", teacher,
+                       "--device", "cpu", "-o", tmp_path / "s.joblib", *TINY)
+    assert code == 0, err
+
+
 def test_a_teacher_s_training_images_count_as_seen(tmp_path, capsys):
     teacher, student = tmp_path / "teacher.joblib", tmp_path / "s.joblib"
     assert main(["train", "--dataset", "scenes", "--fold", "test",
@@ -340,7 +354,7 @@ def test_a_teacher_s_training_images_count_as_seen(tmp_path, capsys):
 
 
 def test_bad_teacher_is_one_line_before_training(model_file, tmp_path,
-                                                 capsys):
+                                                 capsys, monkeypatch):
     output = tmp_path / "student.joblib"
     code, _, err = run(capsys, "train", "--dataset", "scenes",
                        "--n-images", "4", "--teacher",
@@ -360,7 +374,19 @@ def test_bad_teacher_is_one_line_before_training(model_file, tmp_path,
     code, _, err = run(capsys, "train", "--dataset", "scenes",
                        "--teacher", model_file, "--instance-loss", "all",
                        "-o", output, *TINY)
-    assert_one_line_error(code, err, "instance_loss='last'")
+    assert_one_line_error(code, err, "--instance-loss last, not all")
+    # An error of the teacher's labelling names the teacher and the file.
+    def failing(self, X):
+        raise ValueError("X[1] is not what the teacher expected")
+
+    monkeypatch.setattr(RecurrentCNNSegmenter, "predict_proba", failing)
+    folder = tmp_path / "three"
+    write_scenes(folder, 3, seed=5)
+    code, _, err = run(capsys, "train", "--images", folder, "--labels",
+                       tmp_path / "three-labels", "--teacher", model_file,
+                       "-o", output, *TINY)
+    assert_one_line_error(code, err, f"--teacher {model_file}", "scene1")
+    monkeypatch.undo()
     code, _, err = run(capsys, "train", "--dataset", "scenes",
                        "--teacher", model_file, "--distillation-weight",
                        "1.5", "-o", output, *TINY)
