@@ -26,7 +26,8 @@ import numpy as np
 from .architecture import instance_output_size, instance_stride, patch_size
 from .autograd import Variable
 from .functions import softmax_cross_entropy, weighted_sum
-from .preprocessing import resize_image, resize_labels, scaled_shape
+from .preprocessing import (bilinear_taps, resize_image, resize_labels,
+                            scaled_shape)
 
 
 class ImageSet:
@@ -108,7 +109,7 @@ class _Resized:
 
     def at(self, rows, cols):
         (y0, y1, wy), (x0, x1, wx) = (
-            _bilinear_taps(np.asarray(index), size, new_size)
+            bilinear_taps(np.asarray(index), size, new_size)
             for index, size, new_size in zip(
                 (rows, cols), self.source.shape[:2], self.shape[:2]))
         wy, wx = wy[:, None, None], wx[None, :, None]
@@ -116,18 +117,6 @@ class _Resized:
         top = (1 - wx) * s[np.ix_(y0, x0)] + wx * s[np.ix_(y0, x1)]
         bottom = (1 - wx) * s[np.ix_(y1, x0)] + wx * s[np.ix_(y1, x1)]
         return (1 - wy) * top + wy * bottom
-
-
-def _bilinear_taps(index, size, new_size):
-    """Source pixels and weight of output pixels ``index`` along an axis
-    resized from ``size`` to ``new_size``. Positions past the edge pixels'
-    centres are mirrored back, as scikit-image's resize does."""
-    position = np.abs((index + 0.5) * size / new_size - 0.5)
-    position = np.clip(np.where(position > size - 1,
-                                2 * (size - 1) - position, position),
-                       0, size - 1)
-    low = np.floor(position).astype(np.intp)
-    return low, np.minimum(low + 1, size - 1), position - low
 
 
 def sample_patches(image_set, n_patches, side, random_state,
