@@ -71,30 +71,32 @@ def resize_image(image, shape):
         sigma = tuple(np.maximum(0, (factors - 1) / 2)) + (0,) * (
             image.ndim - 2)
         image = ndimage.gaussian_filter(image, sigma, mode="mirror")
+    return resample_bilinear(image, np.arange(shape[0]), np.arange(shape[1]),
+                             shape)
+
+
+def resample_bilinear(image, rows, cols, shape):
+    """Pixels ``rows x cols`` of ``image`` (H, W, ...) resized bilinearly to
+    ``shape = (h, w)``, without anti-aliasing: an array of shape
+    (len(rows), len(cols), ...). Computes only the pixels asked for, so a
+    few pixels of a large resized map cost a few gathers."""
     extra = (1,) * (image.ndim - 2)
-    low, high, weight = bilinear_taps(np.arange(shape[0]), image.shape[0],
-                                      shape[0])
+    low, high, weight = _bilinear_taps(np.asarray(rows), image.shape[0],
+                                       shape[0])
     weight = weight.reshape((-1, 1) + extra)
-    rows = (1 - weight) * image[low] + weight * image[high]
-    low, high, weight = bilinear_taps(np.arange(shape[1]), image.shape[1],
-                                      shape[1])
+    picked = (1 - weight) * image[low] + weight * image[high]
+    low, high, weight = _bilinear_taps(np.asarray(cols), image.shape[1],
+                                       shape[1])
     weight = weight.reshape((1, -1) + extra)
-    return (1 - weight) * rows[:, low] + weight * rows[:, high]
+    return (1 - weight) * picked[:, low] + weight * picked[:, high]
 
 
-def bilinear_taps(index, size, new_size):
+def _bilinear_taps(index, size, new_size):
     """Source pixels and weight of output pixels ``index`` along an axis
-    resized from ``size`` to ``new_size`` (pixel centres on pixel centres).
-    Positions past the edge pixels' centres are mirrored back, as
-    scikit-image's resize does.
-
-    Returns
-    -------
-    low, high : ndarray of intp
-    weight : ndarray of float
-        Output ``i`` is ``(1 - weight[i]) * x[low[i]] + weight[i] *
-        x[high[i]]``.
-    """
+    resized from ``size`` to ``new_size`` (pixel centres on pixel centres):
+    output ``i`` is ``(1 - weight[i]) * x[low[i]] + weight[i] *
+    x[high[i]]``. Positions past the edge pixels' centres are mirrored
+    back, as scikit-image's resize does."""
     position = np.abs((index + 0.5) * size / new_size - 0.5)
     position = np.clip(np.where(position > size - 1,
                                 2 * (size - 1) - position, position),

@@ -26,7 +26,7 @@ import numpy as np
 from .architecture import instance_output_size, instance_stride, patch_size
 from .autograd import Variable
 from .functions import softmax_cross_entropy, weighted_sum
-from .preprocessing import (bilinear_taps, resize_image, resize_labels,
+from .preprocessing import (resample_bilinear, resize_image, resize_labels,
                             scaled_shape)
 
 
@@ -108,15 +108,7 @@ class _Resized:
         self.shape = tuple(shape) + source.shape[2:]
 
     def at(self, rows, cols):
-        (y0, y1, wy), (x0, x1, wx) = (
-            bilinear_taps(np.asarray(index), size, new_size)
-            for index, size, new_size in zip(
-                (rows, cols), self.source.shape[:2], self.shape[:2]))
-        wy, wx = wy[:, None, None], wx[None, :, None]
-        s = self.source
-        top = (1 - wx) * s[np.ix_(y0, x0)] + wx * s[np.ix_(y0, x1)]
-        bottom = (1 - wx) * s[np.ix_(y1, x0)] + wx * s[np.ix_(y1, x1)]
-        return (1 - wy) * top + wy * bottom
+        return resample_bilinear(self.source, rows, cols, self.shape[:2])
 
 
 def sample_patches(image_set, n_patches, side, random_state,
