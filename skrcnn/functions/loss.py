@@ -16,10 +16,11 @@ class SoftmaxCrossEntropy(Function):
         shifted = scores - scores.max(axis=1, keepdims=True)
         exp = xp.exp(shifted)
         total = exp.sum(axis=1, keepdims=True)
+        log_total = xp.log(total)
         valid = targets >= 0
         safe_targets = xp.where(valid, targets, 0)[:, None]
         log_p = (xp.take_along_axis(shifted, safe_targets, axis=1)
-                 - xp.log(total))[:, 0]
+                 - log_total)[:, 0]
         weight = valid.astype(scores.dtype)
         if class_weight is not None:
             weight *= class_weight[safe_targets[:, 0]]
@@ -30,9 +31,9 @@ class SoftmaxCrossEntropy(Function):
         if soft_targets is not None:
             # The target of a position is the mixture (1 - a) onehot + a p:
             # its cross-entropy mixes the two log-likelihoods alike.
-            log_q = shifted - xp.log(total)
             a = scores.dtype.type(self.soft_weight)
-            log_p = (1 - a) * log_p + a * (soft_targets * log_q).sum(axis=1)
+            log_p = (1 - a) * log_p + a * (
+                soft_targets * (shifted - log_total)).sum(axis=1)
         loss = -(weight * log_p).sum() / normaliser
         if self.needs_input_grad[0]:
             self.saved = (exp / total, safe_targets, weight / normaliser,
@@ -122,21 +123,20 @@ def softmax_cross_entropy(scores, targets, class_weight=None,
                              f"{tuple(class_weight.shape)}, expected "
                              f"({n_classes},)")
         check_same_dtype(scores=scores, class_weight=class_weight)
-    if soft_targets is None:
-        if class_weight is None:
-            return SoftmaxCrossEntropy()(scores, targets)
-        return SoftmaxCrossEntropy()(scores, targets, class_weight)
-    if isinstance(soft_targets, Variable):
-        soft_targets = soft_targets.data
-    check_array("softmax_cross_entropy: soft_targets", soft_targets)
-    if tuple(soft_targets.shape) != tuple(scores.shape):
-        raise ValueError(f"softmax_cross_entropy: soft_targets have shape "
-                         f"{tuple(soft_targets.shape)}, expected the shape "
-                         f"of the scores {tuple(scores.shape)}")
-    check_same_dtype(scores=scores, soft_targets=soft_targets)
-    if not (isinstance(soft_weight, (int, float, np.floating))
-            and 0 <= soft_weight <= 1):
-        raise ValueError(f"softmax_cross_entropy: soft_weight must be in "
-                         f"[0, 1], got {soft_weight!r}")
-    return SoftmaxCrossEntropy(float(soft_weight))(scores, targets,
-                                                   class_weight, soft_targets)
+    if soft_targets is not None:
+        if isinstance(soft_targets, Variable):
+            soft_targets = soft_targets.data
+        check_array("softmax_cross_entropy: soft_targets", soft_targets)
+        if tuple(soft_targets.shape) != tuple(scores.shape):
+            raise ValueError(f"softmax_cross_entropy: soft_targets have "
+                             f"shape {tuple(soft_targets.shape)}, expected "
+                             f"the shape of the scores "
+                             f"{tuple(scores.shape)}")
+        check_same_dtype(scores=scores, soft_targets=soft_targets)
+        if not (isinstance(soft_weight, (int, float, np.floating))
+                and 0 <= soft_weight <= 1):
+            raise ValueError(f"softmax_cross_entropy: soft_weight must be in "
+                             f"[0, 1], got {soft_weight!r}")
+    # Absent class weights and soft targets pass through as None.
+    return SoftmaxCrossEntropy(soft_weight)(scores, targets, class_weight,
+                                            soft_targets)
