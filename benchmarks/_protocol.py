@@ -8,11 +8,11 @@ import os
 import time
 import warnings
 
-import joblib
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from skrcnn import RecurrentCNNSegmenter
+from skrcnn._cli_io import load_model
 from skrcnn._validation import resolve_class_weight
 from skrcnn.metrics import confusion_matrix, scores_from_confusion
 
@@ -273,9 +273,8 @@ def rows_for_fold(fold, X_train, y_train, X_test, y_test, n_classes, args,
     weights = class_weights(args, y_train, classes)
     teacher_proba = None
     if args.teacher is not None:
-        teacher = joblib.load(args.teacher)
-        if isinstance(teacher, dict):  # a model file of 'skrcnn train'
-            teacher = teacher["model"]
+        # A bare estimator or pipeline, or a model file of 'skrcnn train'.
+        teacher = load_model(args.teacher)[0]
         teacher_proba = teacher_probabilities(teacher, X_train, log)
     if resumed is not None:
         rcnn2, previous_s, previous_points = resumed

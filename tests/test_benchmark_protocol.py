@@ -194,10 +194,14 @@ def test_teacher_file_hands_rcnn2_its_probabilities(tmp_path, monkeypatch,
                                                     as_model_file):
     import joblib
     from _protocol import rows_for_fold
+    from skrcnn._cli_io import save_model
     X, y = colour_scenes(3, shape=(16, 16))
     teacher = _model().partial_fit(X, y, classes=[0, 1, 2])
     path = tmp_path / "teacher.joblib"
-    joblib.dump({"model": teacher} if as_model_file else teacher, path)
+    if as_model_file:  # as 'skrcnn train' writes it
+        save_model(str(path), teacher)
+    else:
+        joblib.dump(teacher, path)
     seen = []
     original = RecurrentCNNSegmenter.partial_fit
 
