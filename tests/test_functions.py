@@ -718,30 +718,6 @@ def test_pad_then_conv_is_a_padded_convolution():
 LOSS_SHAPES = [(4, 3), (1, 5), (2, 3, 4, 5), (1, 4, 3, 3), (3, 2, 5)]
 
 
-@pytest.mark.parametrize("shape", LOSS_SHAPES, ids=str)
-@pytest.mark.parametrize("weighted", [False, True])
-def test_softmax_cross_entropy_matches_loop(shape, weighted):
-    scores, targets = loss_case(shape, seed=_stable_seed(shape))
-    targets.flat[0] = 1  # at least one valid position
-    class_weight = (np.linspace(0.5, 2.0, shape[1]) if weighted else None)
-    loss = softmax_cross_entropy(scores, targets, class_weight)
-    assert isinstance(loss, Variable)
-    assert loss.shape == ()
-    expected = ref.softmax_cross_entropy_forward(scores, targets, class_weight)
-    assert float(loss.data) == pytest.approx(expected, rel=1e-12, abs=1e-14)
-
-
-@pytest.mark.parametrize("shape", LOSS_SHAPES, ids=str)
-@pytest.mark.parametrize("weighted", [False, True])
-def test_softmax_cross_entropy_gradcheck(shape, weighted):
-    scores, targets = loss_case(shape, seed=_stable_seed(shape) + 1)
-    targets.flat[0] = 0
-    class_weight = (np.linspace(2.0, 0.5, shape[1]) if weighted else None)
-    check_gradients(
-        lambda s: softmax_cross_entropy(s, targets, class_weight),
-        [scores], seed=11, atol=1e-9)
-
-
 def _soft_targets(shape, seed):
     """A random class distribution per position, shaped like the scores."""
     rng = np.random.default_rng(seed)
@@ -749,33 +725,42 @@ def _soft_targets(shape, seed):
     return soft / soft.sum(axis=1, keepdims=True)
 
 
+def _soft_arguments(shape, soft_weight, seed):
+    """No soft targets (``soft_weight`` None), or random ones mixed in by
+    ``soft_weight``, as keyword arguments of the loss and its loop."""
+    if soft_weight is None:
+        return {}
+    return dict(soft_targets=_soft_targets(shape, seed),
+                soft_weight=soft_weight)
+
+
 @pytest.mark.parametrize("shape", LOSS_SHAPES, ids=str)
 @pytest.mark.parametrize("weighted", [False, True])
-@pytest.mark.parametrize("soft_weight", [0.3, 1.0])
-def test_softmax_cross_entropy_soft_targets_match_loop(shape, weighted,
-                                                       soft_weight):
-    scores, targets = loss_case(shape, seed=_stable_seed(shape) + 2)
-    targets.flat[0] = 1
-    soft = _soft_targets(shape, _stable_seed(shape) + 3)
+@pytest.mark.parametrize("soft_weight", [None, 0.3, 1.0])
+def test_softmax_cross_entropy_matches_loop(shape, weighted, soft_weight):
+    scores, targets = loss_case(shape, seed=_stable_seed(shape))
+    targets.flat[0] = 1  # at least one valid position
     class_weight = (np.linspace(0.5, 2.0, shape[1]) if weighted else None)
-    loss = softmax_cross_entropy(scores, targets, class_weight,
-                                 soft_targets=soft, soft_weight=soft_weight)
-    expected = ref.softmax_cross_entropy_forward(
-        scores, targets, class_weight, soft, soft_weight)
+    soft = _soft_arguments(shape, soft_weight, _stable_seed(shape) + 3)
+    loss = softmax_cross_entropy(scores, targets, class_weight, **soft)
+    assert isinstance(loss, Variable)
+    assert loss.shape == ()
+    expected = ref.softmax_cross_entropy_forward(scores, targets,
+                                                 class_weight, **soft)
     assert float(loss.data) == pytest.approx(expected, rel=1e-12, abs=1e-14)
 
 
 @pytest.mark.parametrize("shape", LOSS_SHAPES, ids=str)
 @pytest.mark.parametrize("weighted", [False, True])
-def test_softmax_cross_entropy_soft_targets_gradcheck(shape, weighted):
-    scores, targets = loss_case(shape, seed=_stable_seed(shape) + 4)
+@pytest.mark.parametrize("soft_weight", [None, 0.6])
+def test_softmax_cross_entropy_gradcheck(shape, weighted, soft_weight):
+    scores, targets = loss_case(shape, seed=_stable_seed(shape) + 1)
     targets.flat[0] = 0
-    soft = _soft_targets(shape, _stable_seed(shape) + 5)
     class_weight = (np.linspace(2.0, 0.5, shape[1]) if weighted else None)
+    soft = _soft_arguments(shape, soft_weight, _stable_seed(shape) + 5)
     check_gradients(
-        lambda s: softmax_cross_entropy(s, targets, class_weight,
-                                        soft_targets=soft, soft_weight=0.6),
-        [scores], seed=12, atol=1e-9)
+        lambda s: softmax_cross_entropy(s, targets, class_weight, **soft),
+        [scores], seed=11, atol=1e-9)
 
 
 def test_softmax_cross_entropy_soft_targets_hand_computed():
