@@ -23,6 +23,7 @@ file conventions (label PNGs, model files) are in :mod:`skrcnn._cli_io`.
 
 import argparse
 import contextlib
+import inspect
 import sys
 import warnings
 
@@ -192,7 +193,12 @@ def _inference_options(command):
 
 def build_parser():
     from . import __version__
+    from .demo import run_demo
     from .segmenter import RecurrentCNNSegmenter
+
+    # The demo's options default to run_demo's, so the two cannot drift.
+    demo_defaults = {name: parameter.default for name, parameter in
+                     inspect.signature(run_demo).parameters.items()}
 
     parser = _Parser(prog="skrcnn",
                      description="Recurrent CNN scene parsing.")
@@ -205,15 +211,25 @@ def build_parser():
         "demo", help="train on built-in synthetic scenes, print "
         "cross-validated scores after each recurrent instance, write a "
         "Fig. 5-style PNG")
-    demo.add_argument("--images", type=int, default=120,
-                      help="synthetic scenes to generate")
-    demo.add_argument("--folds", type=int, default=3,
-                      help="cross-validation folds (at least 2)")
-    demo.add_argument("--epochs", type=int, default=8)
-    demo.add_argument("--instances", type=int, default=3)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--output", default="skrcnn-demo.png",
-                      help="where to write the picture")
+    demo.add_argument("--images", type=int,
+                      default=demo_defaults["n_images"],
+                      help="synthetic scenes to generate (default: "
+                      "%(default)s)")
+    demo.add_argument("--folds", type=int, default=demo_defaults["cv"],
+                      help="cross-validation folds, at least 2 (default: "
+                      "%(default)s)")
+    demo.add_argument("--epochs", type=int, default=demo_defaults["epochs"],
+                      help="training epochs per fold (default: %(default)s)")
+    demo.add_argument("--instances", type=int,
+                      default=demo_defaults["n_instances"],
+                      help="recurrent instances trained and scored "
+                      "(default: %(default)s)")
+    demo.add_argument("--seed", type=int, default=demo_defaults["seed"],
+                      help="seed of the scenes, folds and models (default: "
+                      "%(default)s)")
+    demo.add_argument("--output", default=demo_defaults["output"],
+                      help="where to write the picture (default: "
+                      "%(default)s)")
     demo.add_argument("-q", "--quiet", action="store_true",
                       help="no per-epoch lines")
     demo.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
