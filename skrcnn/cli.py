@@ -211,22 +211,15 @@ def build_parser():
         "demo", help="train on built-in synthetic scenes, print "
         "cross-validated scores after each recurrent instance, write a "
         "Fig. 5-style PNG")
-    demo.add_argument("--images", type=int,
-                      default=demo_defaults["n_images"],
-                      help="synthetic scenes to generate (default: "
-                      "%(default)s)")
-    demo.add_argument("--folds", type=int, default=demo_defaults["cv"],
-                      help="cross-validation folds, at least 2 (default: "
-                      "%(default)s)")
-    demo.add_argument("--epochs", type=int, default=demo_defaults["epochs"],
-                      help="training epochs per fold (default: %(default)s)")
-    demo.add_argument("--instances", type=int,
-                      default=demo_defaults["n_instances"],
-                      help="recurrent instances trained and scored "
-                      "(default: %(default)s)")
-    demo.add_argument("--seed", type=int, default=demo_defaults["seed"],
-                      help="seed of the scenes, folds and models (default: "
-                      "%(default)s)")
+    for flag, parameter, text in (
+            ("--images", "n_images", "synthetic scenes to generate"),
+            ("--folds", "cv", "cross-validation folds, at least 2"),
+            ("--epochs", "epochs", "training epochs per fold"),
+            ("--instances", "n_instances",
+             "recurrent instances trained and scored"),
+            ("--seed", "seed", "seed of the scenes, folds and models")):
+        demo.add_argument(flag, type=int, default=demo_defaults[parameter],
+                          help=text + " (default: %(default)s)")
     demo.add_argument("--output", default=demo_defaults["output"],
                       help="where to write the picture (default: "
                       "%(default)s)")
