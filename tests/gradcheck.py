@@ -169,5 +169,6 @@ def assert_gradients_match_objective(objective, params, grads, seed=0,
         numeric = (along(param + eps * direction)
                    - along(param - eps * direction)) / (2 * eps)
         analytic = float((grad * direction).sum())
-        assert abs(analytic - numeric) <= atol + rtol * abs(numeric), (
+        # pytest.approx's bound: the larger of the two tolerances.
+        assert abs(analytic - numeric) <= max(atol, rtol * abs(numeric)), (
             k, analytic, numeric)
