@@ -208,7 +208,6 @@ def unaveraged(model):
     last = copy.copy(model)
     last.coefs_, last.intercepts_ = weights[0::2], weights[1::2]
     last._training_weights = last._averaged = None
-    last._predictor = None
     return last
 
 

@@ -75,6 +75,5 @@ def widen(model, hidden_sizes, random_state=0):
     # of its training weights, with weight_averaging); a new average starts.
     wide._training_weights = None
     wide._averaged = None
-    wide._predictor = None
     return wide
 

@@ -16,6 +16,9 @@ N_COLOURS = 3
 
 def _as_sequence(X, name):
     if isinstance(X, np.ndarray):
+        if X.ndim == 1 and X.dtype == object:
+            # The usual container of images of different sizes.
+            return list(X), False
         if X.ndim == 4:
             return list(X), True
         if X.ndim == 3:
@@ -116,19 +119,31 @@ def check_label_maps(y, images, name="y"):
     for index, (labels, image) in enumerate(zip(maps, images)):
         labels = np.asarray(labels)
         where = f"{name}[{index}]"
-        if labels.dtype.kind == "f":
-            if not np.isfinite(labels).all() or (labels != np.round(
-                    labels)).any():
-                raise ValueError(f"{where} holds non-integer labels")
-        elif labels.dtype.kind not in "iu":
-            raise TypeError(f"{where} has dtype {labels.dtype}; labels must "
-                            "be integers (negative = unknown)")
+        check_label_values(labels, where)
         if labels.shape != image.shape[:2]:
             raise ValueError(f"{where} has shape {labels.shape} but image "
                              f"{index} is {image.shape[:2]}: each label map "
                              "must match its image's height and width")
         checked.append(labels.astype(np.int64, copy=False))
     return checked
+
+
+def check_label_values(labels, where):
+    """Labels must be integers (or integral floats) that fit in int64: a
+    larger one would wrap to a negative, i.e. "unknown", value."""
+    if labels.dtype.kind == "f":
+        if not np.isfinite(labels).all() or (labels != np.round(
+                labels)).any():
+            raise ValueError(f"{where} holds non-integer labels")
+    elif labels.dtype.kind not in "iu":
+        raise TypeError(f"{where} has dtype {labels.dtype}; labels must "
+                        "be integers (negative = unknown)")
+    wide = labels.dtype.kind == "f" or labels.dtype == np.uint64
+    if labels.size and wide and not (
+            -2 ** 63 <= labels.min() and labels.max() < 2 ** 63):
+        value = labels.max() if labels.max() >= 2 ** 63 else labels.min()
+        raise ValueError(f"{where} holds the label {value.item()!r}, "
+                         "outside the range of 64-bit integers")
 
 
 def check_teacher_proba(teacher_proba, images, n_classes,
@@ -194,8 +209,8 @@ def check_real(name, value, low=None, high=None, low_open=False,
     if ok and high is not None:
         ok = value < high if high_open else value <= high
     if not ok:
-        left = "(" if low_open else "["
-        right = ")" if high_open else "]"
+        left = "(" if low_open or low is None else "["
+        right = ")" if high_open or high is None else "]"
         interval = (f"{left}{'-inf' if low is None else low}, "
                     f"{'inf' if high is None else high}{right}")
         raise ValueError(f"{name} must be a real number in {interval}, got "

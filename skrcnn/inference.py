@@ -73,15 +73,29 @@ def pass_scores(network, padded, n_instances, output_stride, top, left,
     return bands[0] if len(bands) == 1 else xp.concatenate(bands, axis=1)
 
 
-def _rows_per_band(network, q, side, width, n_rows, max_bytes):
+def _bytes_per_input_row(network, width):
     # The widest activation dominates: about four of them are alive at once
     # (input, output and the convolution's temporaries), at the input width.
     channels = max([network.n_classes + 3] + [
         layer[1] for layer in network.layers
         if layer[0] == "conv" and isinstance(layer[1], int)])
-    per_input_row = 4 * channels * width * 4
+    return 4 * channels * width * 4
+
+
+def _rows_per_band(network, q, side, width, n_rows, max_bytes):
+    per_input_row = _bytes_per_input_row(network, width)
     rows = (max_bytes // per_input_row - side) // q + 1
     return int(max(1, min(n_rows, rows)))
+
+
+def minimum_pass_bytes(network, height, width, n_instances):
+    """Estimated memory of labelling a ``height x width`` image when its
+    pass is cut into the thinnest bands (one output row each): the padded
+    image plus one band's activations. Bands cannot go below this, so a
+    budget under it cannot be kept."""
+    side = network.patch_size(n_instances)
+    padded = 3 * (height + side - 1) * (width + side - 1) * 4
+    return padded + side * _bytes_per_input_row(network, width + side - 1)
 
 
 def image_scores(network, image, n_instances, step=1, method="dense",

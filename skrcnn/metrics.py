@@ -30,6 +30,8 @@ own registry does not know their names, so a list of names must go through
 import numpy as np
 from sklearn.metrics import make_scorer
 
+from ._validation import check_label_values
+
 __all__ = ["SCORERS", "confusion_matrix", "get_scorer", "mean_class_accuracy",
            "mean_class_accuracy_scorer", "mean_iou", "mean_iou_scorer",
            "per_class_accuracy", "per_class_iou", "pixel_accuracy",
@@ -59,13 +61,7 @@ def _as_maps(y, name):
 
 def _check_map(labels, where):
     labels = np.asarray(labels)
-    if labels.dtype.kind == "f":
-        if not np.isfinite(labels).all() or (labels != np.round(
-                labels)).any():
-            raise ValueError(f"{where} holds non-integer labels")
-    elif labels.dtype.kind not in "iu":
-        raise TypeError(f"{where} has dtype {labels.dtype}; labels must be "
-                        "integers (negative = unknown)")
+    check_label_values(labels, where)
     if labels.ndim != 2:
         raise ValueError(f"{where} has shape {labels.shape}; expected an "
                          "(H, W) label map")
@@ -267,6 +263,11 @@ def scores_from_confusion(cm):
     cm = np.asarray(cm)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
         raise ValueError(f"cm must be a square matrix, got shape {cm.shape}")
+    if cm.dtype == bool or cm.dtype.kind not in "iuf":
+        raise TypeError(f"cm must hold pixel counts, got dtype {cm.dtype}")
+    if not np.isfinite(cm).all() or (cm < 0).any():
+        raise ValueError("cm must hold non-negative finite pixel counts, "
+                         f"got minimum {cm.min().item()!r}")
     _require_pixels(cm)
     accuracy = _per_class_accuracy(cm)
     iou = _per_class_iou(cm)

@@ -34,8 +34,15 @@ def standardize_image(image, dtype=np.float32):
         zeros.
     """
     values = np.asarray(image, dtype=np.float64)
-    mean = values.mean()
-    std = values.std()
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = values.mean()
+        std = values.std()
+    if not (np.isfinite(mean) and np.isfinite(std)):
+        # Values so large that their sum or squares overflow: the same
+        # standardisation of the image divided by its largest magnitude.
+        values = values / np.abs(values).max()
+        mean = values.mean()
+        std = values.std()
     scaled = values - mean
     if std > 0:
         scaled /= std

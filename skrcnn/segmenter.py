@@ -22,7 +22,8 @@ from ._validation import (check_bool, check_choice, check_class_weight_spec,
 from .architecture import CLASSES, instance_stride, patch_size, resolve_layers
 from .autograd import Variable
 from .backend import array_module, gpu_available, resolve_device, to_numpy
-from .inference import INFERENCE_METHODS, image_scores, softmax, upsample
+from .inference import (INFERENCE_METHODS, image_scores, minimum_pass_bytes,
+                        softmax, upsample)
 from .network import RecurrentNetwork
 from .preprocessing import (resize_image, scaled_shape,
                             standardize_image)
@@ -68,7 +69,9 @@ class RecurrentCNNSegmenter(BaseEstimator):
     instance_schedule : {"staged", "random", "fixed"}, default="staged"
         How many instances run in training. ``"staged"`` (the paper's
         rCNN2): the first ``max_iter // 2`` epochs with P - 1 instances,
-        then P. ``"random"`` (the paper's rCNN1): 1..P drawn per example
+        then P (counting the epochs of earlier ``warm_start`` fits and
+        ``partial_fit`` calls; once P instances were trained, training
+        stays at P). ``"random"`` (the paper's rCNN1): 1..P drawn per example
         (per image with dense sampling). ``"fixed"``: always P.
     instance_loss : {"last", "all"}, default="last"
         Which instances' scores the training loss covers. ``"last"`` (the
@@ -185,7 +188,11 @@ class RecurrentCNNSegmenter(BaseEstimator):
         Print one line per epoch (loss, validation score, elapsed time).
     max_inference_bytes : int, default=805306368
         Activation memory of one inference pass before it is cut into
-        bands of rows (results are the same).
+        bands of rows (results are the same). A labelling that would need
+        more even in the thinnest bands (the padded image and one output
+        row's activations; e.g. many instances of a network with a large
+        stride, whose context patch is thousands of pixels wide) is refused
+        with a ValueError before any work.
 
     Attributes
     ----------
@@ -477,8 +484,11 @@ class RecurrentCNNSegmenter(BaseEstimator):
             network = RecurrentNetwork(layers, len(classes), make_params(
                 weights if weights is not None else
                 _interleave(self.coefs_, self.intercepts_), xp, DTYPE))
+            # Models saved before the largest instance count was recorded
+            # load with 0: their schedule goes on by epoch count, as before.
             history = _History(self.loss_curve_, self.validation_scores_,
-                               self.n_iter_, self.t_)
+                               self.n_iter_, self.t_,
+                               getattr(self, "_max_instances_trained", 0))
             solver_state = self._solver_state
         solver = SOLVERS[self.solver](self.learning_rate)
         if self.solver == "sgd":
@@ -528,10 +538,11 @@ class RecurrentCNNSegmenter(BaseEstimator):
         converged = False
         try:
             for _ in range(n_epochs):
-                n_used = self._instances_this_epoch(history.n_iter)
+                n_used = self._instances_this_epoch(history)
                 loss = self._epoch(state, train, n_used)
                 history.loss_curve.append(loss)
                 history.n_iter += 1
+                history.max_instances = max(history.max_instances, n_used)
                 line = f"Iteration {history.n_iter}, loss = {loss:.5f}"
                 final_stage = n_used == self.n_instances
                 if validation is not None:
@@ -576,10 +587,13 @@ class RecurrentCNNSegmenter(BaseEstimator):
                           stacklevel=3)
         self._commit(state)
 
-    def _instances_this_epoch(self, epoch):
+    def _instances_this_epoch(self, history):
         P = self.n_instances
+        # Training that goes on (warm_start, partial_fit) after P instances
+        # were trained never drops back to the P - 1 stage.
         if self.instance_schedule == "staged" and P > 1 and \
-                epoch < self.max_iter // 2:
+                history.max_instances < P and \
+                history.n_iter < self.max_iter // 2:
             return P - 1
         return P
 
@@ -692,7 +706,6 @@ class RecurrentCNNSegmenter(BaseEstimator):
         self.n_classes_ = len(state.classes)
         self.class_weight_ = state.class_weight
         self.layers_ = state.network.layers
-        self.patch_size_ = patch_size(self.layers_, self.n_instances)
         self.coefs_, self.intercepts_ = published[0::2], published[1::2]
         self._training_weights = training_weights
         self._averaged = averaged_state
@@ -702,10 +715,10 @@ class RecurrentCNNSegmenter(BaseEstimator):
         self.best_validation_score_ = history.best_validation_score
         self.n_iter_ = history.n_iter
         self.t_ = history.t
+        self._max_instances_trained = history.max_instances
         self.n_features_in_ = 3
         self._random_state = state.random_state
         self._solver_state = solver_state
-        self._predictor = None
 
     # ------------------------------------------------------------------
     # Prediction
@@ -780,6 +793,7 @@ class RecurrentCNNSegmenter(BaseEstimator):
         check_positive_int("n_instances", n_instances)
         images, was_array = check_images(X)
         network, xp = self._network()
+        self._check_pass_memory(network, images, n_instances, scales)
         out = []
         with retain_freed_memory(), parallel_cpu():
             for image in images:
@@ -789,6 +803,28 @@ class RecurrentCNNSegmenter(BaseEstimator):
                 out.append(finish(maps[0] if len(maps) == 1
                                   else sum(maps) / len(maps)))
         return out, was_array
+
+    def _check_pass_memory(self, network, images, n_instances, scales):
+        """Refuse, before any work, a labelling whose thinnest bands would
+        still need more than ``max_inference_bytes`` (e.g. a context patch
+        of many instances, thousands of pixels wide)."""
+        for index, image in enumerate(images):
+            for scale in scales:
+                height, width = scaled_shape(image.shape[:2], scale)
+                need = minimum_pass_bytes(network, height, width, n_instances)
+                if need <= self.max_inference_bytes:
+                    continue
+                side = network.patch_size(n_instances)
+                at = "" if scale == 1 else f" at test-time scale {scale}"
+                raise ValueError(
+                    f"X[{index}]: labelling this {image.shape[0]}x"
+                    f"{image.shape[1]} image{at} with n_instances="
+                    f"{n_instances} (a {side}x{side}-pixel context patch) "
+                    f"needs at least {need / 2 ** 20:.0f} MiB, over "
+                    f"max_inference_bytes={self.max_inference_bytes} "
+                    f"({self.max_inference_bytes / 2 ** 20:.0f} MiB); use "
+                    "fewer instances or smaller images, or raise "
+                    "max_inference_bytes")
 
     def _scaled_probabilities(self, network, xp, image, scale, n_instances,
                               step):
@@ -823,17 +859,16 @@ class RecurrentCNNSegmenter(BaseEstimator):
                         *standardized.shape[1:])
 
     def _network(self):
-        device = self._prediction_device()
-        cached = getattr(self, "_predictor", None)
-        if cached is None or cached[0] != device:
-            xp = array_module(device)
-            network = RecurrentNetwork(
-                self.layers_, self.n_classes_,
-                make_params(_interleave(self.coefs_, self.intercepts_), xp,
-                            DTYPE))
-            cached = (device, network, xp)
-            self._predictor = cached
-        return cached[1], cached[2]
+        """The network of ``coefs_`` and ``intercepts_`` as they are now.
+
+        Built afresh for every call (the weights are small), so weights
+        assigned or edited after a prediction are the ones used next."""
+        xp = array_module(self._prediction_device())
+        network = RecurrentNetwork(
+            self.layers_, self.n_classes_,
+            make_params(_interleave(self.coefs_, self.intercepts_), xp,
+                        DTYPE))
+        return network, xp
 
     def _prediction_device(self):
         """Where to predict: a model fitted with ``device="gpu"`` and loaded
@@ -845,16 +880,17 @@ class RecurrentCNNSegmenter(BaseEstimator):
             return "cpu"
         return resolve_device(self.device)
 
+    @property
+    def patch_size_(self):
+        """Side of the context patch of one prediction with the current
+        ``n_instances`` (it follows ``set_params(n_instances=...)``)."""
+        return patch_size(self.layers_, self.n_instances)
+
     def _check_fitted(self):
         if not hasattr(self, "coefs_"):
             raise NotFittedError(
                 f"This {type(self).__name__} instance is not fitted yet; "
                 "call fit before predict, predict_proba or score")
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state.pop("_predictor", None)  # device arrays; rebuilt on demand
-        return state
 
     def __setstate__(self, state):
         # Models saved before a parameter existed load with its default,
@@ -862,6 +898,8 @@ class RecurrentCNNSegmenter(BaseEstimator):
         defaults = {name: parameter.default for name, parameter
                     in inspect.signature(type(self)).parameters.items()
                     if name not in state}
+        # Saved as an attribute before it was computed on demand.
+        state = {k: v for k, v in state.items() if k != "patch_size_"}
         super().__setstate__({**defaults, **state})
 
     def __sklearn_tags__(self):
@@ -913,13 +951,16 @@ def _map_arrays(tree, function):
 
 
 class _History:
-    def __init__(self, loss_curve=(), validation_scores=None, n_iter=0, t=0):
+    def __init__(self, loss_curve=(), validation_scores=None, n_iter=0, t=0,
+                 max_instances=0):
         self.loss_curve = list(loss_curve)
         self.validation_scores = list(validation_scores or [])
         self.best_validation_score = (max(self.validation_scores)
                                       if self.validation_scores else None)
         self.n_iter = n_iter
         self.t = t
+        # The most instances any epoch has trained.
+        self.max_instances = max_instances
 
 
 def _snapshot(state):

@@ -72,6 +72,14 @@ def test_scores_from_confusion_match_functions():
                                   per_class_iou(Y_TRUE, Y_PRED))
     with pytest.raises(ValueError, match="square"):
         scores_from_confusion(np.zeros((2, 3)))
+    # A negative count would give a pixel accuracy of 2 here.
+    with pytest.raises(ValueError, match="non-negative finite pixel counts, "
+                       "got minimum -1"):
+        scores_from_confusion([[1, -1], [0, 1]])
+    with pytest.raises(ValueError, match="non-negative finite"):
+        scores_from_confusion([[1.0, np.nan], [0.0, 1.0]])
+    with pytest.raises(TypeError, match="pixel counts, got dtype <U1"):
+        scores_from_confusion([["1", "0"], ["0", "1"]])
 
 
 def test_class_only_predicted_and_unused_labels():
@@ -231,6 +239,11 @@ def test_error_negative_prediction_at_labelled_pixel():
      "y_pred[1] holds non-integer labels"),
     ([np.zeros((2, 3)), np.full((2, 2), np.nan)], ValueError,
      "y_pred[1] holds non-integer labels"),
+    ([np.zeros((2, 3)), np.full((2, 2), 2 ** 63, np.uint64)], ValueError,
+     "y_pred[1] holds the label 9223372036854775808, outside the range of "
+     "64-bit integers"),
+    ([np.zeros((2, 3)), np.full((2, 2), 1e30)], ValueError,
+     "y_pred[1] holds the label 1e+30, outside the range"),
     ([np.zeros((2, 3)), np.zeros((2, 2, 1))], ValueError,
      "y_pred[1] has shape (2, 2, 1); expected an (H, W) label map"),
     (np.zeros((2, 3)), ValueError, "for a single map, use [y_pred]"),

@@ -2,6 +2,7 @@
 transformer in scikit-learn pipelines, and errors naming the image."""
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -32,6 +33,17 @@ def test_standardize_by_hand():
     out64 = standardize_image(image, np.float64)
     assert out64.dtype == np.float64
     np.testing.assert_allclose(out64, expected, rtol=1e-13)
+
+
+def test_huge_pixel_values_standardize_as_their_scaled_image():
+    """Values whose squares overflow float64 (finite, so accepted) give the
+    standardisation of the same image scaled down, not NaN."""
+    image = np.random.default_rng(0).random((5, 6, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warning either
+        huge = standardize_image(image * 1e300, np.float64)
+    np.testing.assert_allclose(huge, standardize_image(image, np.float64),
+                               rtol=1e-12, atol=1e-12)
 
 
 def test_zero_mean_unit_variance_over_all_channels():

@@ -49,6 +49,11 @@ def _model(**params):
     (lambda X, y: (X, [y[0].astype(np.float64) + 0.5] + y[1:]),
      r"y\[0\] holds non-integer labels"),
     (lambda X, y: (np.stack(X)[0], y), r"X is one array of shape"),
+    # A label past int64 would wrap to a negative ("unknown") one.
+    (lambda X, y: (X, y[:2] + [y[2].astype(np.uint64) + 2 ** 63]),
+     r"y\[2\] holds the label 92233720368547758\d\d, outside the range"),
+    (lambda X, y: (X, [y[0] - 1e30] + y[1:]),
+     r"y\[0\] holds the label -1e\+30, outside the range"),
 ])
 def test_bad_training_input_is_named(change, message, no_training):
     X, y = change(*_data())
@@ -66,6 +71,8 @@ def test_bad_training_input_is_named(change, message, no_training):
     (dict(instance_loss="first"), "instance_loss must be one of"),
     (dict(solver="lbfgs"), "solver must be one of"),
     (dict(learning_rate=0), r"learning_rate must be a real number in \(0"),
+    (dict(learning_rate=float("inf")), r"learning_rate must be a real number "
+     r"in \(0, inf\), got inf"),
     (dict(momentum=1.0), "momentum must be"),
     (dict(weight_averaging=1.0), r"weight_averaging must be a real number "
      r"in \(0, 1\), got 1.0"),
@@ -147,6 +154,43 @@ def test_bad_prediction_input_is_named():
     model.set_params(output_resolution=2.0)
     with pytest.raises(ValueError, match="output_resolution"):
         model.predict(X)
+
+
+def test_a_labelling_beyond_max_inference_bytes_is_refused_first(
+        monkeypatch):
+    """The thinnest bands of a pass (the padded image and one output row's
+    activations) must fit in max_inference_bytes: many instances of a
+    large-stride network, or a huge test-time scale, fail at once with the
+    image, the instances and the budget named, before any labelling."""
+    X, y = _data()
+    model = _model(random_state=0, n_instances=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(X, y)
+    expected = model.predict(X)
+
+    def labelled(*args, **kwargs):
+        raise AssertionError("labelling started before the check")
+    monkeypatch.setattr(RecurrentCNNSegmenter, "_scaled_probabilities",
+                        labelled)
+    # SMALL has stride 2 and a 6-pixel first patch: 12 instances see a
+    # patch of several thousand pixels, a pass of more than 768 MiB.
+    with pytest.raises(ValueError, match=r"X\[0\]: labelling this 12x14 "
+                       r"image with n_instances=12 \(a \d+x\d+-pixel "
+                       r"context patch\) needs at least \d+ MiB, over "
+                       r"max_inference_bytes=805306368"):
+        model.predict(X, n_instances=12)
+    model.set_params(test_time_scales=(1, 4000))
+    with pytest.raises(ValueError, match=r"X\[0\]: labelling this 12x14 "
+                       r"image at test-time scale 4000.0 with n_instances=1"):
+        model.predict(X)
+    monkeypatch.undo()
+    # The budget itself: the same labelling passes under a larger one.
+    model.set_params(test_time_scales=None, max_inference_bytes=1000)
+    with pytest.raises(ValueError, match="max_inference_bytes=1000"):
+        model.predict(X)
+    model.set_params(max_inference_bytes=10 ** 6)
+    np.testing.assert_array_equal(model.predict(X), expected)
 
 
 def test_balanced_class_weight_is_refused_by_partial_fit(no_training):

@@ -21,6 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from scenes import SMALL, colour_scenes
 from skrcnn import ImageStandardizer, RecurrentCNNSegmenter
+from skrcnn.architecture import patch_size
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::sklearn.exceptions.ConvergenceWarning")
@@ -179,9 +180,12 @@ def test_fit_adds_the_documented_attributes(images):
     added = {key for key in set(vars(estimator)) - before
              if not key.startswith("_")}
     assert added == {"classes_", "n_classes_", "class_weight_", "layers_",
-                     "patch_size_", "coefs_", "intercepts_", "loss_curve_",
+                     "coefs_", "intercepts_", "loss_curve_",
                      "validation_scores_", "best_validation_score_",
                      "n_iter_", "t_", "n_features_in_"}
+    # Computed from layers_ and the current n_instances.
+    assert estimator.patch_size_ == patch_size(estimator.layers_,
+                                               estimator.n_instances)
 
 
 def test_standardizer_fit_returns_self_and_needs_no_fit(images):

@@ -98,7 +98,6 @@ def test_predictions_use_the_averaged_weights(data):
     same_weights = copy.copy(_fit(_model(), X, y))
     same_weights.coefs_ = averaged.coefs_
     same_weights.intercepts_ = averaged.intercepts_
-    same_weights._predictor = None
     np.testing.assert_allclose(averaged.predict_proba(X[:3]),
                                same_weights.predict_proba(X[:3]), atol=1e-6)
     assert averaged.score(X, y) == same_weights.score(X, y)
