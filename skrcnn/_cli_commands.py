@@ -19,11 +19,11 @@ import numpy as np
 
 from ._allocator import retain_freed_memory
 from ._parallel import available_threads, parallel_cpu
-from ._cli_io import (InputError, Progress, check_unique_stems,
-                      check_writable_file, class_name, collect_images,
-                      list_images, load_model, name_files, overlay,
-                      pair_labels, read_image, read_label_map, save_model,
-                      stem, write_label_png, write_rgb_png)
+from ._cli_io import (InputError, Progress, check_pictures,
+                      check_unique_stems, check_writable_file, class_name,
+                      collect_images, list_images, load_model, name_files,
+                      overlay, pair_labels, read_image, read_label_map,
+                      save_model, stem, write_label_png, write_rgb_png)
 from .datasets import DataNotFoundError
 
 DATASETS = ("scenes", "stanford", "sift-flow")
@@ -386,6 +386,7 @@ def predict(args, say):
     model, _, _, _ = _prepare(args)
     paths = collect_images(args.inputs)
     check_unique_stems(paths)
+    check_pictures(paths)
     if os.path.exists(args.output_dir) and not os.path.isdir(
             args.output_dir):
         raise InputError(f"{args.output_dir}: exists and is not a folder")
@@ -437,6 +438,8 @@ def evaluate(args, say):
     from .metrics import confusion_matrix, scores_from_confusion
 
     model, segmenter, class_names, training = _prepare(args)
+    if args.json and args.json != "-":
+        check_writable_file(args.json, example="scores.json")
     data = load_data(args, "test", args.quiet)
     if class_names is None:
         class_names = data.class_names

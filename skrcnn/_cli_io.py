@@ -88,7 +88,7 @@ def collect_images(inputs):
 def stem(path):
     """``a/b/x.regions.txt`` -> ``x``; ``a/b/x.jpg`` -> ``x``."""
     name = os.path.basename(path)
-    if name.endswith(".regions.txt"):
+    if name.lower().endswith(".regions.txt"):
         return name[:-len(".regions.txt")]
     return os.path.splitext(name)[0]
 
@@ -112,7 +112,7 @@ def pair_labels(image_paths, labels_folder):
                          f"{labels_folder}: not a folder")
     by_stem = {}
     for name in sorted(os.listdir(labels_folder)):
-        if not _hidden(name) and name.endswith(LABEL_SUFFIXES):
+        if not _hidden(name) and name.lower().endswith(LABEL_SUFFIXES):
             by_stem.setdefault(stem(name), []).append(
                 os.path.join(labels_folder, name))
     same = os.path.abspath(labels_folder) == os.path.abspath(
@@ -135,12 +135,13 @@ def pair_labels(image_paths, labels_folder):
 
 # ----------------------------------------------------------------- images
 
-def _open_picture(path):
+def _open_picture(path, load=True):
     from PIL import Image
 
     try:
         with Image.open(path) as picture:
-            picture.load()  # the pixels stay when the file closes
+            if load:
+                picture.load()  # the pixels stay when the file closes
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -149,6 +150,14 @@ def _open_picture(path):
         raise InputError(f"{path}: not a readable image "
                          f"({type(exc).__name__}: {exc})") from None
     return picture
+
+
+def check_pictures(paths):
+    """Fail before any image is labelled when a file is not a picture
+    (its header only is read: cheap, but a file cut short inside its pixel
+    data is found only when read)."""
+    for path in paths:
+        _open_picture(path, load=False)
 
 
 def read_image(path):
@@ -187,9 +196,10 @@ def image_as_uint8(image):
 
 def read_label_map(path):
     """An (H, W) int64 label map; -1 marks unknown pixels."""
-    if path.endswith(".npy"):
+    suffix = path.lower()
+    if suffix.endswith(".npy"):
         return _read_npy_labels(path)
-    if path.endswith(".regions.txt"):
+    if suffix.endswith(".regions.txt"):
         from .datasets._stanford import parse_label_matrix
 
         try:
@@ -355,11 +365,11 @@ def save_model(path, model, class_names=None, training=None):
                          f"({exc.strerror or exc})") from None
 
 
-def check_writable_file(path):
-    """Fail early (before training) when ``path`` cannot be written."""
+def check_writable_file(path, example="model.joblib"):
+    """Fail early (before long work) when ``path`` cannot be written."""
     if os.path.isdir(path):
         raise InputError(f"{path}: is a folder; give a file name such as "
-                         "model.joblib")
+                         f"{example}")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise InputError(f"{path}: folder {folder} does not exist")

@@ -162,6 +162,31 @@ def test_train_and_evaluate_on_folders(tmp_path, capsys):
     assert {row["name"] for row in report["classes"]} <= set(SCENE_NAMES)
 
 
+def test_file_suffixes_match_in_any_case(tmp_path, capsys):
+    """A.JPG pairs with A.PNG, A.NPY or A.REGIONS.TXT, as a.jpg with
+    a.png: images were already found whatever the case of their suffix."""
+    images, labels = make_scenes(3, random_state=2, return_X_y=True)
+    folder, labels_dir = tmp_path / "imgs", tmp_path / "labs"
+    folder.mkdir()
+    labels_dir.mkdir()
+    for i, suffix in enumerate(["PNG", "NPY", "Regions.Txt"]):
+        Image.fromarray(images[i]).save(folder / f"S{i}.PNG", format="PNG")
+        target = labels_dir / f"S{i}.{suffix}"
+        if suffix == "PNG":
+            Image.fromarray(labels[i].astype(np.uint8)).save(target,
+                                                              format="PNG")
+        elif suffix == "NPY":
+            with open(target, "wb") as f:
+                np.save(f, labels[i])
+        else:
+            np.savetxt(target, labels[i], fmt="%d")
+        np.testing.assert_array_equal(read_label_map(str(target)), labels[i])
+    path = tmp_path / "m.joblib"
+    code, _, err = run(capsys, "train", "--images", folder, "--labels",
+                       labels_dir, "--epochs", "1", "-q", "-o", path, *TINY)
+    assert code == 0, err
+
+
 def test_train_on_stanford_layout_uses_the_canonical_fold(tmp_path, capsys):
     home = tmp_path / "home"
     rng = np.random.default_rng(0)
@@ -209,8 +234,10 @@ def test_ctrl_c_elsewhere_exits_130(model_file, tmp_path, capsys,
         raise KeyboardInterrupt
 
     monkeypatch.setattr("skrcnn._cli_commands.read_image", interrupted)
-    code, out, err = run(capsys, "predict", "--model", model_file,
-                         model_file, "-o", tmp_path)
+    image = tmp_path / "a.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
+    code, out, err = run(capsys, "predict", "--model", model_file, image,
+                         "-o", tmp_path)
     assert (code, err) == (130, "skrcnn: interrupted\n")
 
 
@@ -441,6 +468,20 @@ def test_predict_writes_label_pngs_overlays_and_a_progress_bar(
         colours = np.round(palette(6)[labels] * 255)
         expected = np.round(0.5 * image + 0.5 * colours)
         np.testing.assert_allclose(blended, expected, atol=1)
+
+
+def test_predict_checks_every_file_before_labelling_any(model_file,
+                                                        tmp_path, capsys):
+    images, _ = make_scenes(1, random_state=7, return_X_y=True)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(images[0]).save(folder / "a.png")
+    (folder / "b.png").write_bytes(b"not a picture")
+    out_dir = tmp_path / "out"
+    code, _, err = run(capsys, "predict", "--model", model_file, folder,
+                       "-o", out_dir)
+    assert_one_line_error(code, err, "b.png: not a readable image")
+    assert not out_dir.exists()  # nothing was labelled or written first
 
 
 def test_predict_quiet_single_image_and_options(model_file, tmp_path,
@@ -692,6 +733,16 @@ def _bad_inputs(tmp_path, model_file):
                              "--scale-range", "1.25", "0.8"],
          r"scale_range must be None or a pair (low, high) of real numbers "
          r"with 0 < low <= high, got (1.25, 0.8)"),
+        ("json folder missing", ["evaluate", "--model", model_file,
+                                 "--dataset", "scenes", "--json",
+                                 tmp_path / "none" / "s.json"],
+         "does not exist"),
+        ("json is a folder", ["evaluate", "--model", model_file,
+                              "--dataset", "scenes", "--json", tmp_path],
+         "give a file name such as scores.json"),
+        ("too many instances", ["predict", "--model", model_file, image,
+                                "-o", tmp_path, "--instances", "12"],
+         "with n_instances=12"),
         ("same stems", ["predict", "--model", model_file, image,
                         labels_dir / "scene0.png", "-o", tmp_path],
          "same name"),
@@ -716,9 +767,17 @@ def _bad_inputs(tmp_path, model_file):
     ]
 
 
-def test_bad_input_is_one_line_with_status_2(model_file, tmp_path, capsys):
+def test_bad_input_is_one_line_with_status_2(model_file, tmp_path, capsys,
+                                            monkeypatch):
+    from skrcnn import _cli_commands
+
+    def labelled(*args, **kwargs):
+        raise AssertionError("labelling started before the input was checked")
     for name, argv, fragment in _bad_inputs(tmp_path, model_file):
+        if name.startswith("json"):  # checked before any image is labelled
+            monkeypatch.setattr(_cli_commands, "_predict_one", labelled)
         code, out, err = run(capsys, *argv)
+        monkeypatch.undo()
         assert_one_line_error(code, err, fragment)
         assert not (tmp_path / "m.joblib").exists(), name
 
