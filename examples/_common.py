@@ -13,6 +13,7 @@ same colour, in every picture.
 """
 
 import argparse
+import os
 
 import numpy as np
 from skimage.color import label2rgb
@@ -117,7 +118,7 @@ def add_data_arguments(parser, scenes, stanford):
                        help="--stanford: resize the images by this factor "
                        "(default: %(default)s, i.e. 160x120 and about 4 "
                        "times faster than 1, the full resolution)")
-    group.add_argument("--seed", type=int, default=0)
+    group.add_argument("--seed", type=at_least(0), default=0)
     parser.set_defaults(_defaults={False: dict(scenes), True: dict(stanford)})
     return group
 
@@ -125,11 +126,36 @@ def add_data_arguments(parser, scenes, stanford):
 QUICK_DEFAULTS = dict(n_images=12, n_test=4, epochs=1, image_shape=(48, 48))
 
 
-def _positive(text):
+def at_least(minimum):
+    """An argparse type: an integer >= ``minimum``."""
+    def parse(text):
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"must be at least {minimum}, got {value}")
+        return value
+    parse.__name__ = f"integer >= {minimum}"  # argparse's "invalid ..." text
+    return parse
+
+
+_positive = at_least(1)
+
+
+def n_jobs(text):
+    """An argparse type: joblib's n_jobs, any integer but 0."""
     value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value == 0:
+        raise argparse.ArgumentTypeError("must not be 0 (1 for one process, "
+                                         "-1 for all cores)")
     return value
+
+
+def check_output(parser, path, option="--output"):
+    """Exit with a usage error now, not after training, when the folder of
+    a file to write does not exist."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        parser.error(f"{option} {path}: folder {folder} does not exist")
 
 
 def _scale(text):

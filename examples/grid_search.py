@@ -30,8 +30,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-from _common import (add_data_arguments, load_data,  # noqa: E402
-                     matplotlib_figure, resolve, save_panel)
+from _common import (add_data_arguments, at_least, check_output,  # noqa: E402
+                     load_data, matplotlib_figure, n_jobs, resolve,
+                     save_panel)
 
 from skrcnn import RecurrentCNNSegmenter  # noqa: E402
 from skrcnn.metrics import (get_scorer, mean_class_accuracy,  # noqa: E402
@@ -52,14 +53,16 @@ def parse_args(argv=None):
         "by-image folds and three scene-parsing metrics.")
     parser.add_argument("--output", default="grid_search.png",
                         help="PNG to write (default: %(default)s)")
-    parser.add_argument("--n-jobs", type=int, default=None,
+    parser.add_argument("--n-jobs", type=n_jobs, default=None,
                         help="GridSearchCV's n_jobs (default: one process)")
-    parser.add_argument("--folds", type=int, default=3,
+    parser.add_argument("--folds", type=at_least(2), default=3,
                         help="ImageKFold splits (default: %(default)s)")
     add_data_arguments(
         parser, scenes=dict(n_images=36, n_test=12, epochs=3),
         stanford=dict(n_images=30, n_test=8, epochs=3))
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    check_output(parser, args.output)
+    return args
 
 
 def candidate_name(params):

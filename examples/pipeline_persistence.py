@@ -30,8 +30,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-from _common import (add_data_arguments, load_data,  # noqa: E402
-                     resolve, save_panel)
+from _common import (add_data_arguments, check_output,  # noqa: E402
+                     load_data, resolve, save_panel)
 
 from skrcnn import ImageStandardizer, RecurrentCNNSegmenter  # noqa: E402
 from skrcnn.metrics import mean_class_accuracy, pixel_accuracy  # noqa: E402
@@ -49,7 +49,11 @@ def parse_args(argv=None):
     add_data_arguments(
         parser, scenes=dict(n_images=60, n_test=12, epochs=4),
         stanford=dict(n_images=60, n_test=8, epochs=6))
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    check_output(parser, args.output)
+    if args.model_path:
+        check_output(parser, args.model_path, "--model-path")
+    return args
 
 
 def main(argv=None, sink=print):

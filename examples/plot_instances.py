@@ -28,8 +28,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-from _common import (add_data_arguments, load_data,  # noqa: E402
-                     resolve, save_panel)
+from _common import (add_data_arguments, at_least, check_output,  # noqa: E402
+                     load_data, resolve, save_panel)
 
 from skrcnn import RecurrentCNNSegmenter  # noqa: E402
 from skrcnn.architecture import patch_size, resolve_layers  # noqa: E402
@@ -45,12 +45,14 @@ def parse_args(argv=None):
         "prediction after instance 1, 2, 3 (the paper's Fig. 5).")
     parser.add_argument("--output", default="plot_instances.png",
                         help="PNG to write (default: %(default)s)")
-    parser.add_argument("--n-show", type=int, default=4,
+    parser.add_argument("--n-show", type=at_least(1), default=4,
                         help="held-out images drawn (default: %(default)s)")
     add_data_arguments(
         parser, scenes=dict(n_images=90, n_test=30, epochs=6),
         stanford=dict(n_images=80, n_test=8, epochs=8))
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    check_output(parser, args.output)
+    return args
 
 
 def main(argv=None, sink=print):

@@ -130,15 +130,24 @@ class Variable:
             raise RuntimeError(
                 f"{self!r} does not require grad: no input of the computation "
                 "that produced it requires grad, or it ran under no_grad()")
+        xp = get_array_module(self.data)
         if grad is None:
             if self.data.size != 1:
                 raise ValueError(
                     f"grad must be given for a variable of shape {self.shape}; "
                     "it may be omitted only for a single-element variable")
-            grad = get_array_module(self.data).ones_like(self.data)
-        elif grad.shape != self.shape:
-            raise ValueError(f"grad has shape {grad.shape}, variable has "
-                             f"shape {self.shape}")
+            grad = xp.ones_like(self.data)
+        else:
+            if not hasattr(grad, "shape") or not hasattr(grad, "dtype"):
+                raise TypeError(f"grad must be an array of shape "
+                                f"{self.shape}, got {type(grad).__name__}")
+            if grad.shape != self.shape:
+                raise ValueError(f"grad has shape {grad.shape}, variable has "
+                                 f"shape {self.shape}")
+            # A copy in the variable's dtype: leaves' gradients may be views
+            # of it, and must neither alias the caller's array nor take its
+            # dtype or read-only flag.
+            grad = xp.array(grad, dtype=self.dtype)
         _backward_from(self, grad, retain_grad)
 
 
@@ -157,14 +166,16 @@ def _accumulate(variable, grad, pending):
 
 def _backward_from(output, grad, retain_grad):
     pending = {}  # id(variable) -> (variable, gradient summed so far)
+    # Leaves' gradients are added to their .grad only once the whole walk
+    # has succeeded: a backward that fails half-way changes no leaf.
+    leaf_grads = {}
     queued = set()
     heap = []
     order = itertools.count()  # tie-breaker: functions never compare
 
     def visit(variable, variable_grad):
         if variable.creator is None:
-            variable.grad = (variable_grad if variable.grad is None
-                             else variable.grad + variable_grad)
+            _accumulate(variable, variable_grad, leaf_grads)
             return
         _accumulate(variable, variable_grad, pending)
         function = variable.creator
@@ -192,6 +203,9 @@ def _backward_from(output, grad, retain_grad):
         for variable, input_grad in zip(inputs, input_grads):
             if variable.requires_grad and input_grad is not None:
                 visit(variable, input_grad)
+    for variable, leaf_grad in leaf_grads.values():
+        variable.grad = (leaf_grad if variable.grad is None
+                         else variable.grad + leaf_grad)
 
 
 class Function:

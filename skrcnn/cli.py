@@ -387,7 +387,9 @@ def _one_line(exc):
 def _run(args):
     say = (lambda *a, **k: None) if args.quiet else print
     if args.command == "demo":
+        from ._cli_io import check_writable_file
         from .demo import run_demo
+        check_writable_file(args.output, example="skrcnn-demo.png")
         run_demo(n_images=args.images, epochs=args.epochs, cv=args.folds,
                  n_instances=args.instances, seed=args.seed,
                  output=args.output, verbose=0 if args.quiet else 1)

@@ -59,7 +59,9 @@ def _keep_groups_together(fold, codes):
     than one fold, the fold holding most of them (the first such fold in
     index order on ties) takes the others; for each member moved in, one
     ungrouped image (the highest index there) moves out to the member's old
-    fold. Only ungrouped images are swapped, so groups already settled stay
+    fold. A fold without enough ungrouped images passes the group on to the
+    fold with the next most members, and finally to folds with none of them.
+    Only ungrouped images are swapped, so groups already settled stay
     settled.
     """
     fold = fold.copy()
@@ -73,10 +75,10 @@ def _keep_groups_together(fold, codes):
         member_folds = fold[members]
         if np.all(member_folds == member_folds[0]):
             continue
-        counts = np.bincount(member_folds)
-        # most members first; ties: lowest fold index (argsort is stable)
-        for target in np.argsort(-counts, kind="stable")[:np.count_nonzero(
-                counts)]:
+        counts = np.bincount(member_folds, minlength=fold.max() + 1)
+        # Most members first, ties: lowest fold index (argsort is stable);
+        # then, as a last resort, the folds holding none of them.
+        for target in np.argsort(-counts, kind="stable"):
             outside = members[member_folds != target]
             candidates = np.flatnonzero(free & (fold == target))
             if candidates.size >= outside.size:

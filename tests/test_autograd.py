@@ -296,6 +296,19 @@ def test_second_backward_through_consumed_graph_raises():
     np.testing.assert_array_equal(x.grad, first)
 
 
+def test_a_backward_failing_half_way_changes_no_leaf_gradient():
+    """Concat's backward reaches x before tanh's fails (its graph was
+    consumed): x.grad must stay as it was, not hold half a gradient."""
+    x = Variable(_rng(21).standard_normal((1, 1, 2, 2)), requires_grad=True)
+    h = tanh(x)
+    both = concat([h, x])
+    h.backward(np.ones_like(h.data))
+    first = x.grad.copy()
+    with pytest.raises(RuntimeError, match="second time"):
+        both.backward(np.ones_like(both.data))
+    np.testing.assert_array_equal(x.grad, first)
+
+
 def test_second_backward_from_an_intermediate_raises():
     x = Variable(np.ones((2, 2)), requires_grad=True)
     h = tanh(x)
@@ -311,6 +324,27 @@ def test_backward_grad_shape_mismatch():
     y = tanh(Variable(np.ones((2, 3)), requires_grad=True))
     with pytest.raises(ValueError, match=r"\(3, 2\).*\(2, 3\)"):
         y.backward(np.ones((3, 2)))
+
+
+def test_backward_grad_must_be_an_array():
+    y = tanh(Variable(np.ones((2, 3)), requires_grad=True))
+    with pytest.raises(TypeError, match=r"grad must be an array of shape "
+                       r"\(2, 3\), got float"):
+        y.backward(1.0)
+
+
+def test_leaf_gradients_never_alias_the_given_grad():
+    """bias_add passes its output gradient through unchanged: the leaf's
+    .grad is still a copy, in the variable's dtype, and writable."""
+    x = Variable(np.zeros((1, 2, 2, 2), np.float32), requires_grad=True)
+    b = Variable(np.zeros(2, np.float32), requires_grad=True)
+    y = bias_add(x, b)
+    given = np.broadcast_to(np.float64(1.0), y.shape)  # read-only, float64
+    y.backward(given)
+    assert x.grad.dtype == np.float32 and x.grad.flags.writeable
+    assert not np.shares_memory(x.grad, given)
+    np.testing.assert_array_equal(x.grad, 1)
+    np.testing.assert_array_equal(b.grad, 4)
 
 
 def test_backward_without_grad_needs_single_element():

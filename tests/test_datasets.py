@@ -348,6 +348,8 @@ def test_label_text_parser_matches_loadtxt(text, expected):
     (b"1 - 2\n", "not an integer"),
     (b"1 2\n3\n", "different lengths"),
     (b"1 9\n", r"\[9\]"),
+    (b"1 0_7\n", r"not an integer matrix \(token '0_7'\)"),  # int() takes it
+    (b"1 99999999999999999999\n", "too large"),  # past int64
 ])
 def test_label_text_parser_rejects_bad_text(text, match):
     with pytest.raises(CorruptDataError, match="x.regions.txt.*" + match):
@@ -468,6 +470,18 @@ def test_sift_flow_loads_the_folder_with_a_train_list(tmp_path):
     files, truth = _sift_files(train_list=train)
     _write_folder(tmp_path, files)
     _check_sift(load_sift_flow(data_home=tmp_path), truth, train)
+
+
+@pytest.mark.parametrize("writer", ["zip", "folder"])
+def test_sift_flow_image_suffixes_in_any_case(tmp_path, writer):
+    files, truth = _sift_files()
+    upper = f"SiftFlowDataset/Images/{_CATEGORY}/forest_for15"
+    files[upper + ".JPG"] = files.pop(upper + ".jpg")
+    if writer == "zip":
+        _write_zip(tmp_path / "SiftFlowDataset.zip", files)
+    else:
+        _write_folder(tmp_path, files)
+    _check_sift(load_sift_flow(data_home=tmp_path), truth)
 
 
 def test_sift_flow_return_X_y_and_cache(tmp_path, monkeypatch, capsys):

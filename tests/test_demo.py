@@ -1,12 +1,14 @@
 """The README's main job, in a quick mode: it must really learn, write the
 Fig. 5-style picture and run from both entry points."""
 
+import functools
 import subprocess
 import sys
 
 import numpy as np
 from skimage.io import imread
 
+import skrcnn.demo
 from skrcnn.cli import main
 from skrcnn.demo import PALETTE, colour_labels, run_demo
 
@@ -74,3 +76,14 @@ def test_cli_rejects_bad_counts(capsys):
     assert exit_info.value.code == 2
     assert "--images (3) must be at least --folds (4)" in \
         capsys.readouterr().err
+
+
+def test_cli_demo_checks_its_output_before_training(tmp_path, capsys,
+                                                     monkeypatch):
+    @functools.wraps(skrcnn.demo.run_demo)  # the CLI reads its defaults
+    def trained(*args, **kwargs):
+        raise AssertionError("training started before --output was checked")
+    monkeypatch.setattr(skrcnn.demo, "run_demo", trained)
+    assert main(["demo", "--output", str(tmp_path / "none" / "a.png")]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "Traceback" not in err

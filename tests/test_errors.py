@@ -328,6 +328,12 @@ def test_loss_class_weight_errors():
         softmax_cross_entropy(scores, targets, _zeros(3, dtype=np.float32))
     with pytest.raises(TypeError, match=r"class_weight.*floating"):
         softmax_cross_entropy(scores, targets, np.ones(3, dtype=int))
+    # A negative weight could drive the loss to -inf.
+    with pytest.raises(ValueError, match=r"class_weight must be non-negative "
+                       r"\(and not NaN\), got \[-1.0, 1.0, 1.0\]"):
+        softmax_cross_entropy(scores, targets, np.array([-1.0, 1.0, 1.0]))
+    with pytest.raises(ValueError, match="class_weight must be non-negative"):
+        softmax_cross_entropy(scores, targets, np.array([np.nan, 1.0, 1.0]))
 
 
 def test_loss_soft_target_errors():

@@ -202,11 +202,27 @@ def _stanford_mosaic_shape(data_home):
     return height, width
 
 
-@pytest.mark.parametrize("argv, named", [(["--epochs", "0"], "--epochs"),
-                                         (["--scale", "1.5"], "--scale")])
-def test_bad_options_are_refused(capsys, argv, named):
-    module = load("plot_instances")
+@pytest.mark.parametrize("script, argv, message", [
+    ("plot_instances", ["--epochs", "0"], "--epochs: must be at least 1"),
+    ("plot_instances", ["--scale", "1.5"], "--scale"),
+    ("plot_instances", ["--n-show", "0"], "--n-show: must be at least 1"),
+    ("plot_instances", ["--seed", "-1"], "--seed: must be at least 0"),
+    ("plot_instances", ["--output", "no/such/folder/x.png"],
+     "--output no/such/folder/x.png: folder"),
+    ("grid_search", ["--folds", "1"], "--folds: must be at least 2"),
+    ("grid_search", ["--n-jobs", "0"], "--n-jobs: must not be 0"),
+    ("grid_search", ["--folds", "x"], "invalid integer >= 2 value: 'x'"),
+    ("pipeline_persistence", ["--model-path", "no/such/m.joblib"],
+     "--model-path no/such/m.joblib: folder"),
+])
+def test_bad_options_are_refused_before_any_work(capsys, monkeypatch, script,
+                                                 argv, message):
+    module = load(script)
+
+    def loaded(*args, **kwargs):
+        raise AssertionError("data loaded before the options were checked")
+    monkeypatch.setattr(module, "load_data", loaded)
     with pytest.raises(SystemExit) as info:
         module.main(argv)
     assert info.value.code == 2
-    assert named in capsys.readouterr().err
+    assert message in capsys.readouterr().err

@@ -381,6 +381,22 @@ def test_max_pool2d_forward_and_backward_match_loops(case):
         rtol=1e-14, atol=1e-14)
 
 
+@pytest.mark.parametrize("kernel", [(1, 300), (258, 1)])
+def test_max_pool2d_windows_over_256_taps_a_side(kernel):
+    """A window side of more than 256 taps indexes its winners past uint8."""
+    case = (1, 2) + tuple(k + 3 for k in kernel)
+    x = distinct_values(rng_for("wide-pool", case), case)
+    xv = Variable(x, requires_grad=True)
+    y = max_pool2d(xv, kernel, stride=1)
+    expected, _ = ref.max_pool2d_forward(x, kernel, (1, 1), (1, 1))
+    np.testing.assert_array_equal(y.data, expected)
+    grad_y = rng_for("wide-gy", case).standard_normal(y.shape)
+    y.backward(grad_y)
+    np.testing.assert_allclose(
+        xv.grad, ref.max_pool2d_backward(x, grad_y, kernel, (1, 1), (1, 1)),
+        rtol=1e-14, atol=1e-14)
+
+
 @pytest.mark.parametrize("case", POOL_CASES, ids=str)
 def test_max_pool2d_gradcheck(case):
     kernel, stride, dilation = case[4:]

@@ -144,6 +144,27 @@ def test_one_fold_per_group_member_count():
     assert np.count_nonzero(fixed != plain) == 2
 
 
+def test_a_group_too_big_for_its_folds_goes_to_a_fold_without_members():
+    """7 images in 3 folds of 3 / 2 / 2; a group of 3 spread over the two
+    small folds fits in neither (too few ungrouped images there), but the
+    fold of 3 ungrouped images can take it whole."""
+    X = np.zeros((7, 1))
+    cv = ImageKFold(3, random_state=2)
+    plain = cv.fold_assignment(X)
+    big = np.flatnonzero(plain == np.argmax(np.bincount(plain)))
+    assert big.size == 3
+    others = np.flatnonzero(plain != plain[big[0]])
+    groups = np.arange(7)
+    groups[others[:3]] = 99  # spread over the two folds of 2
+    assert len(set(plain[others[:3]])) == 2
+    folds = list(cv.split(X, groups=groups))
+    check_partition(folds, 7)
+    assert_groups_together(folds, groups)
+    fixed = cv.fold_assignment(X, groups)
+    assert set(fixed[others[:3]]) == {plain[big[0]]}
+    assert sorted(np.bincount(fixed)) == sorted(np.bincount(plain))
+
+
 def test_determinism_and_seed():
     names = stanford_like_names()
     groups = stanford_duplicate_groups(names)

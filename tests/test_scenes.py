@@ -1,5 +1,6 @@
 """make_scenes: determinism, shapes, and that sky vs water needs context."""
 
+import re
 import time
 
 import numpy as np
@@ -209,9 +210,13 @@ def test_bad_arguments_raise_value_errors_naming_them(kwargs, name):
         make_scenes(**kwargs)
 
 
-def test_too_large_context_scale_suggests_a_fitting_one():
-    with pytest.raises(ValueError, match=r"context_scale <= \d+"):
-        make_scenes(image_shape=(64, 64), context_scale=40)
+@pytest.mark.parametrize("height", [31, 64, 100])
+def test_too_large_context_scale_suggests_a_fitting_one(height):
+    with pytest.raises(ValueError, match=r"context_scale <= [\d.]+") as info:
+        make_scenes(1, image_shape=(height, 32), context_scale=height)
+    suggested = float(re.search(r"context_scale <= ([\d.]+)",
+                                str(info.value)).group(1))
+    make_scenes(1, image_shape=(height, 32), context_scale=suggested)
 
 
 def test_fast():

@@ -9,6 +9,7 @@ sky lies above the mountains, water below them and above the grass. How far
 that cue is from a typical sky or water pixel is set by ``context_scale``.
 """
 
+import math
 import numbers
 
 import numpy as np
@@ -190,7 +191,8 @@ def _check_context_scale(context_scale, height):
     tallest = ((1 + _SPREAD) * (2 * scale + _mountain_scale(scale))
                + _min_grass(scale))
     if tallest > height:
-        largest = _largest_scale(height)
+        # Rounded down: the suggested value itself must fit.
+        largest = math.floor(_largest_scale(height) * 10) / 10
         raise ValueError(
             f"context_scale={context_scale!r} is too large for images "
             f"{height} pixels high: sky, mountains, lake and grass need up "

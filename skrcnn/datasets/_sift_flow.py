@@ -212,8 +212,11 @@ def _parse_source(path):
 
 
 def _assemble(source):
-    stems = [name[:-4] for name in source.listdir(IMAGE_DIR)
-             if name.lower().endswith(".jpg") and not name.startswith(".")]
+    # Stem -> file name, whose suffix may be in any case (.jpg, .JPG).
+    image_names = {name[:-4]: name for name in source.listdir(IMAGE_DIR)
+                   if name.lower().endswith(".jpg")
+                   and not name.startswith(".")}
+    stems = list(image_names)
     if not stems:
         raise CorruptDataError(
             f"{source.name(IMAGE_DIR)}: no images found; expected the SIFT "
@@ -233,7 +236,7 @@ def _assemble(source):
 
     images, labels, jpegs = [], [], []
     for stem in stems:
-        image_path = f"{IMAGE_DIR}/{stem}.jpg"
+        image_path = f"{IMAGE_DIR}/{image_names[stem]}"
         label_path = f"{LABEL_DIR}/{stem}.mat"
         jpegs.append(source.read(image_path))
         image = decode_jpeg(jpegs[-1], source.name(image_path))
@@ -245,7 +248,8 @@ def _assemble(source):
         if label.shape != image.shape[:2]:
             raise CorruptDataError(
                 f"{source.name(label_path)}: label matrix S is "
-                f"{label.shape[0]}x{label.shape[1]} but image {stem}.jpg is "
+                f"{label.shape[0]}x{label.shape[1]} but image "
+                f"{image_names[stem]} is "
                 f"{image.shape[0]}x{image.shape[1]}")
         images.append(image)
         labels.append(label)

@@ -9,6 +9,7 @@ result is cached beside the archive.
 """
 
 import os
+import re
 import tarfile
 import zlib
 
@@ -230,6 +231,7 @@ def _size(shape):
 _WHITESPACE = np.zeros(256, dtype=bool)
 _WHITESPACE[[ord(c) for c in " \t\n\r\v\f"]] = True
 _MIN_LABEL, _MAX_LABEL = -1, len(CLASS_NAMES) - 1
+_INTEGER_TOKEN = re.compile(rb"[-+]?[0-9]+")
 
 
 def parse_label_matrix(data, name):
@@ -302,10 +304,19 @@ def _scan_single_digits(text):
 
 def _parse_tokens(data, name):
     lines = data.split(b"\n")
+    rows = []
+    for line in lines:
+        tokens = line.split()
+        # int() would also take "0_7" (np.loadtxt does not).
+        bad = [t for t in tokens if not _INTEGER_TOKEN.fullmatch(t)]
+        if bad:
+            raise CorruptDataError(f"{name}: not an integer matrix (token "
+                                   f"{bad[0].decode(errors='replace')!r})")
+        rows.append([int(token) for token in tokens])
     try:
-        rows = [[int(token) for token in line.split()] for line in lines]
-    except ValueError as exc:
-        raise CorruptDataError(f"{name}: not an integer matrix ({exc})") \
-            from None
-    values = np.array([v for row in rows for v in row], dtype=np.int64)
+        values = np.array([v for row in rows for v in row], dtype=np.int64)
+    except OverflowError:
+        raise CorruptDataError(f"{name}: a label is too large for an integer "
+                               f"matrix; expected {_MIN_LABEL} (unknown) to "
+                               f"{_MAX_LABEL}") from None
     return values, np.array([len(row) for row in rows], dtype=np.int64)

@@ -70,7 +70,7 @@ def softmax_cross_entropy(scores, targets, class_weight=None,
         unknown pixels: they contribute nothing to the loss and receive
         exactly zero gradient.
     class_weight : ndarray of shape (K,), optional
-        Per-class weights. The loss is then the weighted mean
+        Per-class weights, non-negative. The loss is then the weighted mean
         ``sum(w[t] * nll) / sum(w[t])`` over valid positions.
     soft_targets : ndarray of shape (N, K, ...), optional
         A class distribution per position, e.g. a teacher network's
@@ -123,6 +123,11 @@ def softmax_cross_entropy(scores, targets, class_weight=None,
                              f"{tuple(class_weight.shape)}, expected "
                              f"({n_classes},)")
         check_same_dtype(scores=scores, class_weight=class_weight)
+        if not is_gpu_array(class_weight) and not (
+                class_weight >= 0).all():
+            raise ValueError("softmax_cross_entropy: class_weight must be "
+                             "non-negative (and not NaN), got "
+                             f"{class_weight.tolist()}")
     if soft_targets is not None:
         if isinstance(soft_targets, Variable):
             soft_targets = soft_targets.data

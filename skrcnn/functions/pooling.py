@@ -49,10 +49,16 @@ SCATTER_MIN_TAPS = 9
 SCATTER_PARALLEL_BYTES = 2 ** 21
 
 
+def _index_dtype(xp, n_taps):
+    """The smallest unsigned type indexing ``n_taps`` window taps."""
+    return xp.uint8 if n_taps <= 256 else xp.uint16 if n_taps <= 2 ** 16 \
+        else xp.uint32
+
+
 def _running_max(xp, views, best, winner):
     """``best`` = elementwise max over ``views``; unless ``winner`` is None,
-    also the index of the first view that reaches it (uint8: at most 255
-    views, i.e. kernels up to 255 taps a side)."""
+    also the index of the first view that reaches it (in ``winner``'s
+    unsigned type: see :func:`_index_dtype`)."""
     views = iter(views)
     best[...] = next(views)
     if winner is None:
@@ -141,8 +147,10 @@ class MaxPooling2D(_Pooling2D):
         row_max = xp.empty(row_shape, dtype=x.dtype)
         column_winner = row_winner = None
         if track:
-            column_winner = xp.empty(row_shape, dtype=xp.uint8)
-            row_winner = xp.empty(y.shape, dtype=xp.uint8)
+            column_winner = xp.empty(row_shape,
+                                     dtype=_index_dtype(xp, self.kernel[1]))
+            row_winner = xp.empty(y.shape,
+                                  dtype=_index_dtype(xp, self.kernel[0]))
 
         def run(_, parts):
             for part in parts:
