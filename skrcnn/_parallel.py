@@ -18,6 +18,8 @@ joblib worker that limits BLAS keeps everything on one core. CuPy work never
 goes through here.
 """
 
+import contextlib
+import ctypes
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -63,8 +65,55 @@ def _release_blas():
 
 
 _blas_held = Outermost(_hold_blas, _release_blas)
+_local_setters = None
 
 
+def _thread_local_setters():
+    """OpenBLAS's ``openblas_set_num_threads_local`` of every loaded copy
+    (OpenBLAS 0.3.27 and later; none for other BLAS libraries)."""
+    global _local_setters
+    if _local_setters is None:
+        setters = []
+        for library in _blas_controller().lib_controllers:
+            setter = getattr(getattr(library, "dynlib", None),
+                             "openblas_set_num_threads_local", None)
+            if setter is not None:
+                setter.restype = ctypes.c_int
+                setter.argtypes = [ctypes.c_int]
+                setters.append(setter)
+        _local_setters = setters
+    return _local_setters
+
+
+def _one_blas_thread_here():
+    """Hold BLAS to one thread for the calling thread; returns what to pass
+    to :func:`_restore_blas_here`. Needed besides the process-wide limit:
+    once the main thread has set OpenBLAS's thread count, setting it again
+    from another thread does not take there (measured with OpenBLAS
+    0.3.30-0.3.31), and a fit run from a worker thread then computed its
+    GEMMs on several BLAS threads: oversubscribed, and with other sums."""
+    return [(setter, setter(1)) for setter in _thread_local_setters()]
+
+
+def _restore_blas_here(previous):
+    for setter, value in previous:
+        setter(value)
+
+
+@contextlib.contextmanager
+def _blas_held_here():
+    depth = getattr(_local, "held_depth", 0)
+    previous = _one_blas_thread_here() if depth == 0 else None
+    _local.held_depth = depth + 1
+    try:
+        yield
+    finally:
+        _local.held_depth = depth
+        if previous is not None:
+            _restore_blas_here(previous)
+
+
+@contextlib.contextmanager
 def parallel_cpu():
     """Run NumPy work on all BLAS threads while the block runs.
 
@@ -78,7 +127,8 @@ def parallel_cpu():
     batch 16, 1.16x at batch 64, held throughout than limited per
     convolution).
     """
-    return _blas_held()
+    with _blas_held(), _blas_held_here():
+        yield
 
 
 def available_threads():
@@ -116,7 +166,8 @@ def _executor(workers):
 def _run_as_worker(function, part, items):
     _local.in_worker = True
     try:
-        return function(part, items)
+        with _blas_held_here():
+            return function(part, items)
     finally:
         _local.in_worker = False
 

@@ -84,7 +84,10 @@ def resolve_layers(architecture):
     if sum(1 for layer in layers if layer[1:2] == (CLASSES,)) != 1:
         raise ValueError("architecture: only the last convolution may output "
                          "'classes'")
-    return layers
+    # Plain ints (not NumPy's): sizes are compared and summed as such.
+    return tuple((layer[0],) + tuple(
+        value if isinstance(value, str) else int(value)
+        for value in layer[1:]) for layer in layers)
 
 
 def instance_stride(layers):

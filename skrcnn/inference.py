@@ -77,8 +77,8 @@ def _bytes_per_input_row(network, width):
     # The widest activation dominates: about four of them are alive at once
     # (input, output and the convolution's temporaries), at the input width.
     channels = max([network.n_classes + 3] + [
-        layer[1] for layer in network.layers
-        if layer[0] == "conv" and isinstance(layer[1], int)])
+        int(layer[1]) for layer in network.layers
+        if layer[0] == "conv" and not isinstance(layer[1], str)])
     return 4 * channels * width * 4
 
 

@@ -19,7 +19,8 @@ from ._validation import (check_bool, check_choice, check_class_weight_spec,
                           check_images, check_label_maps, check_positive_int,
                           check_real, check_scale_range, check_teacher_proba,
                           check_test_time_scales, resolve_class_weight)
-from .architecture import CLASSES, instance_stride, patch_size, resolve_layers
+from .architecture import (CLASSES, _positive_int, instance_stride,
+                           patch_size, resolve_layers)
 from .autograd import Variable
 from .backend import array_module, gpu_available, resolve_device, to_numpy
 from .inference import (INFERENCE_METHODS, image_scores, minimum_pass_bytes,
@@ -287,8 +288,7 @@ class RecurrentCNNSegmenter(BaseEstimator):
                   if layer[0] == "conv" and layer[1] != CLASSES]
         sizes = self.hidden_sizes
         if (not isinstance(sizes, (tuple, list)) or len(sizes) != len(hidden)
-                or not all(isinstance(s, numbers.Integral) and s >= 1
-                           for s in sizes)):
+                or not all(_positive_int(s) for s in sizes)):
             raise ValueError(
                 f"hidden_sizes must be {len(hidden)} positive integers (one "
                 f"per hidden convolution of {self.architecture!r}), got "

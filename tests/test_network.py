@@ -49,6 +49,19 @@ def test_malformed_architectures_are_rejected(bad):
         resolve_layers(bad)
 
 
+def test_numpy_integer_sizes_become_python_ints():
+    """Sizes from NumPy (e.g. a grid of np.arange values) are accepted and
+    stored as ints: code that tells sizes from "classes" by type (the
+    inference memory estimate did) sees them."""
+    layers = resolve_layers((("conv", np.int64(12), np.int32(3)),
+                             ("pool", np.uint8(2)), ("tanh",),
+                             ("conv", "classes", np.int64(1))))
+    assert layers == (("conv", 12, 3), ("pool", 2), ("tanh",),
+                      ("conv", "classes", 1))
+    assert all(type(v) is int for layer in layers for v in layer[1:]
+               if v != "classes")
+
+
 def _network(layers, n_classes=3, seed=0, dtype=np.float64):
     return RecurrentNetwork.initialise(layers, n_classes,
                                        np.random.RandomState(seed),

@@ -122,6 +122,39 @@ def test_parallel_cpu_holds_blas_and_restores_the_users_setting():
     assert _blas_thread_counts() == before
 
 
+def test_parallel_cpu_holds_blas_in_other_threads_too():
+    """Once the main thread has set OpenBLAS's thread count, setting it from
+    another thread does not take there: a fit run from a worker thread
+    (Dask, a web server) computed its GEMMs on several BLAS threads, with
+    other sums than the same fit in the main thread. Inside parallel_cpu,
+    any thread's GEMMs give the one-thread sums, and its own setting comes
+    back afterwards."""
+    if not _blas_thread_counts():
+        pytest.skip("no BLAS library that threadpoolctl can control")
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((400, 3000)).astype(np.float32)
+    b = rng.standard_normal((3000, 400)).astype(np.float32)
+    with threadpool_limits(2, user_api="blas"):
+        with threadpool_limits(1, user_api="blas"):
+            one = a @ b
+        two = a @ b
+        if np.array_equal(one, two):
+            pytest.skip("this BLAS sums alike on 1 and 2 threads")
+        with _parallel.parallel_cpu():  # the main thread sets BLAS first
+            pass
+        got = {}
+
+        def in_a_thread():
+            with _parallel.parallel_cpu():
+                got["inside"] = a @ b
+            got["after"] = a @ b
+        worker = threading.Thread(target=in_a_thread)
+        worker.start()
+        worker.join()
+    np.testing.assert_array_equal(got["inside"], one)
+    np.testing.assert_array_equal(got["after"], two)
+
+
 # ------------------------------------------------------------ convolution
 
 # (N, C, H, W, O, KH, KW, stride, dilation)

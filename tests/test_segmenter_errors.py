@@ -88,6 +88,8 @@ def test_bad_training_input_is_named(change, message, no_training):
     (dict(test_time_flip="yes"), "test_time_flip must be True or False"),
     (dict(device="tpu"), "device must be one of"),
     (dict(hidden_sizes=(4,)), r"hidden_sizes must be 2 positive integers"),
+    (dict(hidden_sizes=(True, 2)), r"hidden_sizes must be 2 positive "
+     r"integers .* got \(True, 2\)"),
     (dict(verbose=-1), "verbose must be"),
     (dict(horizontal_flip="yes"), "horizontal_flip must be True or False"),
     (dict(early_stopping=1), "early_stopping must be True or False"),
