@@ -1,12 +1,13 @@
 """Give a fitted rcnn2 more hidden units without changing what it computes.
 
 rcnn2 trained for hours on this CPU fits its training images little better
-than its test images (README, "Stanford Background"), so capacity may be
+than its test images (benchmarks/RESULTS.md, session 15), so capacity may be
 what it lacks, but a wider network trained from scratch needs hours to catch
 up. Widening the trained network instead keeps every learnt weight and adds
 units whose outgoing weights are zero, so the widened model labels exactly as
 before and training on starts from there (the zero-initialised extension of
-Net2Net, Chen et al. 2016). README has what 100 units in conv 2 gave.
+Net2Net, Chen et al. 2016). benchmarks/RESULTS.md ("More hidden units") has
+what 100 units in conv 2 gave.
 
 For conv 1 -> n1, conv 2 -> n2, conv 3 -> classes:
 

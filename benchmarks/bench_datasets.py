@@ -27,6 +27,7 @@ The archive comes from the argument, else ``SKRCNN_STANFORD_ARCHIVE``, else
 ``../shared/data/iccv09Data.tar.gz`` beside the repository.
 """
 
+import argparse
 import json
 import os
 import resource
@@ -47,8 +48,8 @@ KNOWN_PAIRS = [["6000068", "6000318"], ["6000117", "6000324"],
 COLD_BAR_S, CACHED_BAR_S = 20.0, 3.0
 
 
-def find_archive(argv):
-    candidates = argv[1:2] + [
+def find_archive(path):
+    candidates = [path] + [
         os.environ.get("SKRCNN_STANFORD_ARCHIVE"),
         os.path.join(REPO_ROOT, "..", "shared", "data", "iccv09Data.tar.gz")]
     for candidate in candidates:
@@ -131,7 +132,15 @@ def main(argv):
     if len(argv) == 3 and argv[1] == "--child":
         child(argv[2])
         return 0
-    archive = find_archive(argv)
+    parser = argparse.ArgumentParser(
+        description="Time a cold and a cached load of the Stanford "
+        "Background archive, each in a fresh process, and check the bars.")
+    parser.add_argument("archive", nargs="?", default=None,
+                        help="iccv09Data.tar.gz (default: "
+                        "$SKRCNN_STANFORD_ARCHIVE, else "
+                        "../shared/data/iccv09Data.tar.gz beside the "
+                        "repository)")
+    archive = find_archive(parser.parse_args(argv[1:]).archive)
     data_home = tempfile.mkdtemp(prefix="skrcnn-bench-data-")
     try:
         shutil.copy2(archive, data_home)

@@ -17,6 +17,7 @@ Usage::
 
     python benchmarks/bench_training.py [--quick] [--no-torch] [--json F]
         [--nets plain rcnn2-2 rcnn2-3] [--no-prediction] [--blas-threads-only]
+        [--default-allocator]
 """
 
 import argparse

@@ -35,7 +35,8 @@ RESOLUTIONS = (1.0, 0.5, 0.25, 0.125)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0].replace("\n", " "))
     parser.add_argument("--model", help="fitted model (joblib)")
     parser.add_argument("--train-minutes", type=float, default=10.0)
     parser.add_argument("--n-images", type=int, default=20)

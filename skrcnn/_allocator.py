@@ -7,8 +7,10 @@ heap), so the next allocation of the same size page-faults on first touch.
 On the development VM that cost 11-15% of an rcnn2 training step and 5% of a
 dense pass (``benchmarks/bench_training.py`` reports it). While a fit or a
 prediction runs, :func:`retain_freed_memory` raises glibc's mmap and trim
-thresholds so freed blocks are reused, and puts glibc's documented defaults
-back when the last such call returns. The process then keeps its peak
+thresholds so freed blocks are reused, and puts glibc's documented initial
+values back when the last such call returns (glibc's dynamic adjustment of
+the mmap threshold stays off: setting either threshold disables it for the
+rest of the process, see ``man mallopt``). The process then keeps its peak
 footprint until the heap is trimmed again.
 
 The settings are process-wide, so nested and concurrent (threaded) calls are

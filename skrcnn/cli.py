@@ -179,10 +179,12 @@ def _inference_options(command):
     command.add_argument("--inference", choices=_CHOICES["inference"],
                          help="dense pass or shift-and-stitch (same "
                          "result)")
-    command.add_argument("--test-time-flip", action="store_true",
-                         default=None,
+    command.add_argument("--test-time-flip",
+                         action=argparse.BooleanOptionalAction, default=None,
                          help="also label each image's mirror and average "
-                         "(twice the time, usually a little more accurate)")
+                         "(twice the time, usually a little more accurate); "
+                         "--no-test-time-flip: not, whatever the model's "
+                         "setting")
     command.add_argument("--test-time-scales", type=_positive_float,
                          nargs="+", metavar="S",
                          help="also label each image resized by these "

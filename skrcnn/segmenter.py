@@ -73,7 +73,8 @@ class RecurrentCNNSegmenter(BaseEstimator):
         then P (counting the epochs of earlier ``warm_start`` fits and
         ``partial_fit`` calls; once P instances were trained, training
         stays at P). ``"random"`` (the paper's rCNN1): 1..P drawn per example
-        (per image with dense sampling). ``"fixed"``: always P.
+        (with dense sampling, one draw per step: per batch of crops, or per
+        image). ``"fixed"``: always P.
     instance_loss : {"last", "all"}, default="last"
         Which instances' scores the training loss covers. ``"last"`` (the
         paper): only the final instance's. ``"all"``: the mean of every
@@ -96,21 +97,22 @@ class RecurrentCNNSegmenter(BaseEstimator):
         pixel accuracy either way.
     sampling : {"dense", "patch"}, default="dense"
         ``"patch"`` is the paper's training on patches around random
-        labelled pixels; ``"dense"`` sends whole images through the strided
-        network (one image a step, a random shift in ``[0, S)`` per axis)
-        and takes the loss at every labelled output: the same per-pixel
-        loss with the work of overlapping patches shared.
+        labelled pixels; ``"dense"`` sends crops (see ``crop_size``) or
+        whole images through the strided network and takes the loss at
+        every labelled output: the same per-pixel loss with the work of
+        overlapping patches shared.
     crop_size : int or None, default=8
         With ``sampling="dense"``: train on ``batch_size`` random crops a
         step, each giving ``crop_size x crop_size`` strided outputs (placed
         so one output falls on a random labelled pixel), and count
         ``patches_per_epoch`` crops as an epoch. None: whole images, one a
-        step.
+        step, each with a random shift in ``[0, S)`` per axis, and every
+        training image once an epoch.
     solver : {"adam", "sgd"}, default="adam"
     learning_rate : float, default=1e-3
         Adam's (or SGD's) step size. For rcnn2 trained for half an hour or
         more on Stanford Background, 3e-4 measured better (74.0% against
-        72.1% pixel accuracy after 30 minutes, README).
+        72.1% pixel accuracy after 30 minutes, benchmarks/RESULTS.md).
     momentum : float, default=0.9
         Momentum of ``solver="sgd"``.
     weight_averaging : float in (0, 1), optional
@@ -124,12 +126,13 @@ class RecurrentCNNSegmenter(BaseEstimator):
         average. Changing the decay starts a new average. None (the
         paper): the last weights.
     batch_size : int, default=16
-        Patches per step with ``sampling="patch"``.
+        Patches (``sampling="patch"``) or crops (``sampling="dense"`` with
+        a ``crop_size``) per step.
     patches_per_epoch : int, default=4096
         Patches (or crops, see ``crop_size``) making one epoch.
     max_iter : int, default=10
-        Epochs: passes over the training images (dense) or
-        ``patches_per_epoch`` patches (patch).
+        Epochs: ``patches_per_epoch`` patches or crops each, or passes over
+        the training images (dense sampling with ``crop_size=None``).
     horizontal_flip : bool, default=False
         Augment the training data: mirror each patch, crop or image
         left-right (with its labels) with probability 1/2. Scenes are
@@ -160,14 +163,16 @@ class RecurrentCNNSegmenter(BaseEstimator):
         Also label the left-right mirror of each image and average the two
         class probability maps (the mirror's flipped back): labellings
         become exactly mirror-symmetric and a little more accurate (+0.3-0.4
-        points of pixel accuracy for rcnn2 on Stanford Background, README),
-        for twice the prediction time. The paper: False.
+        points of pixel accuracy for rcnn2 on Stanford Background,
+        benchmarks/RESULTS.md), for twice the prediction time. The paper:
+        False.
     test_time_scales : sequence of float, optional
         Also label each image resized by each of these factors (bilinear,
         anti-aliased when shrinking; standardised again) and average the
         class probability maps, each interpolated back to the image's size,
-        e.g. ``(0.75, 1, 1.25)``: a little more accurate (README), for the
-        sum of the factors squared times the prediction time. Combines with
+        e.g. ``(0.75, 1, 1.25)``: a little more accurate
+        (benchmarks/RESULTS.md), for the sum of the factors squared times
+        the prediction time. Combines with
         ``test_time_flip`` (every scale is mirrored too). None: the image
         at its own size only, as in the paper.
     device : {"auto", "cpu", "gpu"}, default="auto"
@@ -227,7 +232,8 @@ class RecurrentCNNSegmenter(BaseEstimator):
     >>> from skrcnn import RecurrentCNNSegmenter
     >>> from skrcnn.datasets import make_scenes
     >>> X, y = make_scenes(40, random_state=0, return_X_y=True)
-    >>> model = RecurrentCNNSegmenter(max_iter=2, random_state=0).fit(X, y)
+    >>> model = RecurrentCNNSegmenter(max_iter=2, patches_per_epoch=64,
+    ...                               random_state=0).fit(X, y)
     >>> model.predict(X[:2]).shape
     (2, 64, 64)
     """

@@ -565,6 +565,25 @@ def test_evaluate_with_test_time_flip_scores_the_mirror_averaged_labels(
     assert "averaged with the mirror" in out
 
 
+def test_no_test_time_flip_overrides_a_model_saved_with_flips(
+        model_file, tmp_path, capsys):
+    bundle = joblib.load(model_file)  # the file skrcnn train wrote
+    segmenter = bundle["model"].set_params(test_time_flip=True)
+    flipped = tmp_path / "flipped.joblib"
+    joblib.dump(bundle, flipped)
+    json_path = tmp_path / "scores.json"
+    code, _, err = run(capsys, "evaluate", "--model", flipped, "--dataset",
+                       "scenes", "--n-images", "2", "--no-test-time-flip",
+                       "--json", json_path, "-q")
+    assert code == 0, err
+    report = json.loads(json_path.read_text())
+    assert report["test_time_flip"] is False
+    images, labels = make_scenes(2, random_state=1, return_X_y=True)
+    plain = segmenter.set_params(test_time_flip=False).predict(images)
+    assert report["pixel_accuracy"] == pytest.approx(
+        pixel_accuracy(labels, plain))
+
+
 def test_evaluate_with_test_time_scales_scores_the_scale_averaged_labels(
         model_file, tmp_path, capsys):
     json_path = tmp_path / "scores.json"
