@@ -17,8 +17,13 @@ def scratch(name, shape, dtype, xp):
     """Return an uninitialised array of ``shape`` backed by a reused buffer.
 
     The array is valid until the next call with the same ``name`` in the same
-    thread; callers must not hand it out as a result.
+    thread; callers must not hand it out as a result. On a GPU it is a fresh
+    array: CuPy's memory pool already reuses freed device blocks, and kept
+    buffers (up to 512 MiB each) would hold device memory after a fit and
+    belong to whichever device was current when they were made.
     """
+    if xp.__name__ != "numpy":
+        return xp.empty(shape, dtype=dtype)
     buffers = getattr(_local, "buffers", None)
     if buffers is None:
         buffers = _local.buffers = {}

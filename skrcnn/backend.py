@@ -17,6 +17,7 @@ DEFAULT_DTYPE = np.float32
 DEVICES = ("auto", "cpu", "gpu")
 
 _gpu_visible = None  # cached answer of gpu_available()
+_gpu_problem = None  # why CuPy could not count the devices, if it failed
 
 
 def cupy_available():
@@ -26,14 +27,15 @@ def cupy_available():
 
 def gpu_available():
     """Return True when CuPy is importable and sees at least one CUDA device."""
-    global _gpu_visible
+    global _gpu_visible, _gpu_problem
     if _gpu_visible is None:
         _gpu_visible = False
         if _cupy is not None:
             try:
                 _gpu_visible = _cupy.cuda.runtime.getDeviceCount() > 0
-            except Exception:  # no driver, no device, broken install
+            except Exception as exc:  # no driver, no device, broken install
                 _gpu_visible = False
+                _gpu_problem = f"{type(exc).__name__}: {exc}"
     return _gpu_visible
 
 
@@ -61,8 +63,13 @@ def resolve_device(device="auto"):
     if device == "auto":
         return "gpu" if gpu_available() else "cpu"
     if device == "gpu" and not gpu_available():
-        reason = ("CuPy is not installed (pip install 'skrcnn[gpu]')"
-                  if _cupy is None else "CuPy sees no CUDA device")
+        if _cupy is None:
+            reason = "CuPy is not installed (pip install 'skrcnn[gpu]')"
+        elif _gpu_problem is not None:
+            # E.g. a driver too old for the CUDA version CuPy was built for.
+            reason = f"CuPy cannot use CUDA ({_gpu_problem})"
+        else:
+            reason = "CuPy sees no CUDA device"
         raise ValueError(f"device='gpu' was requested but {reason}; "
                          "use device='cpu' or device='auto'")
     return device

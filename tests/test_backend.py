@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -36,7 +37,8 @@ def test_gpu_requested_without_gpu_is_clear_value_error():
     if backend.gpu_available():
         pytest.skip("a GPU is available here")
     with pytest.raises(ValueError, match=r"device='gpu' was requested but "
-                       r"(CuPy is not installed|CuPy sees no CUDA device).*"
+                       r"(CuPy is not installed|CuPy sees no CUDA device|"
+                       r"CuPy cannot use CUDA).*"
                        r"device='cpu'"):
         backend.resolve_device("gpu")
 
@@ -52,6 +54,24 @@ def test_gpu_requested_without_cupy_mentions_install(monkeypatch):
         backend.resolve_device("gpu")
     assert backend.get_array_module(np.zeros(2)) is np
     assert backend.array_module("cpu") is np
+
+
+def test_a_cuda_failure_is_named_in_the_gpu_error(monkeypatch):
+    """E.g. a driver too old for the CUDA version CuPy was built for: the
+    error says what CUDA said, not only that no GPU was seen."""
+    def failing_count():
+        raise RuntimeError("cudaErrorInsufficientDriver: CUDA driver version "
+                           "is insufficient for CUDA runtime version")
+    fake = types.SimpleNamespace(cuda=types.SimpleNamespace(
+        runtime=types.SimpleNamespace(getDeviceCount=failing_count)))
+    monkeypatch.setattr(backend, "_cupy", fake)
+    monkeypatch.setattr(backend, "_gpu_visible", None)
+    monkeypatch.setattr(backend, "_gpu_problem", None)
+    assert backend.gpu_available() is False
+    assert backend.resolve_device("auto") == "cpu"
+    with pytest.raises(ValueError, match=r"CuPy cannot use CUDA \(RuntimeError: "
+                       r"cudaErrorInsufficientDriver: .*\); use device='cpu'"):
+        backend.resolve_device("gpu")
 
 
 def test_gpu_available_is_false_without_cupy_consistent():

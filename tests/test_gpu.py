@@ -177,6 +177,32 @@ def test_loss_all_ignored_on_gpu():
     assert bool((sv.grad == 0).all())
 
 
+def test_loss_takes_host_targets_and_weights_for_device_scores():
+    """NumPy targets, class weights and soft targets beside CuPy scores go
+    to the GPU (CuPy never converts implicitly): the same loss as with
+    everything on the device."""
+    scores, targets = loss_case((2, 3, 4, 4), seed=9, ignore_fraction=0.2)
+    scores = scores.astype(np.float32)
+    weight = np.array([1.0, 0.5, 2.0], dtype=np.float32)
+    soft = np.full(scores.shape, 1 / 3, dtype=np.float32)
+    on_device = softmax_cross_entropy(
+        cupy.asarray(scores), cupy.asarray(targets), cupy.asarray(weight),
+        cupy.asarray(soft))
+    mixed = softmax_cross_entropy(cupy.asarray(scores), targets, weight, soft)
+    assert isinstance(mixed.data, cupy.ndarray)
+    np.testing.assert_allclose(float(mixed.data), float(on_device.data),
+                               rtol=1e-6)
+
+
+def test_convolution_scratch_is_not_kept_on_the_gpu():
+    from skrcnn import _workspace
+    _workspace.clear()
+    x = cupy.ones((2, 3, 20, 20), dtype=cupy.float32)
+    conv2d(x, cupy.ones((4, 3, 3, 3), dtype=cupy.float32))
+    assert not any(key[1] == "cupy" for key in
+                   getattr(_workspace._local, "buffers", {}))
+
+
 def test_resolve_and_transfer_on_gpu():
     assert backend.resolve_device("gpu") == "gpu"
     assert backend.resolve_device("auto") == "gpu"

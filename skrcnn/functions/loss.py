@@ -142,6 +142,15 @@ def softmax_cross_entropy(scores, targets, class_weight=None,
                 and 0 <= soft_weight <= 1):
             raise ValueError(f"softmax_cross_entropy: soft_weight must be in "
                              f"[0, 1], got {soft_weight!r}")
+    # Targets, weights and soft targets go where the scores are (NumPy
+    # arrays to the GPU; CuPy never converts them implicitly).
+    xp = get_array_module(scores.data if isinstance(scores, Variable)
+                          else scores)
+    targets = xp.asarray(targets)
+    if class_weight is not None:
+        class_weight = xp.asarray(class_weight)
+    if soft_targets is not None:
+        soft_targets = xp.asarray(soft_targets)
     # Absent class weights and soft targets pass through as None.
     return SoftmaxCrossEntropy(soft_weight)(scores, targets, class_weight,
                                             soft_targets)
