@@ -53,10 +53,10 @@ def train_for(model, X, y, seconds, classes, log=print, label="",
     spent, last_epoch = 0.0, 0.0
     rate = model.learning_rate
     while spent < seconds:
-        if lr_schedule == "cosine":
-            fraction = (spent + last_epoch / 2) / seconds
-        else:
-            fraction = spent / seconds
+        # Where the middle of this epoch will fall, if it lasts as long as
+        # the last one: the step decay then covers its share of the budget
+        # even when epochs are long.
+        fraction = (spent + last_epoch / 2) / seconds
         model.set_params(learning_rate=rate * rate_factor(
             fraction, lr_schedule, decay_last, decay_factor))
         start = time.perf_counter()
@@ -121,7 +121,14 @@ class Curve:
             self.add(total)
 
     def add(self, total):
-        scores = evaluate(self.model, self.X, self.y, self.labels)
+        self.add_scores(total, evaluate(self.model, self.X, self.y,
+                                        self.labels))
+
+    def add_scores(self, total, scores):
+        """A point of ``scores`` already computed at ``total`` seconds
+        (none if the last point is there already)."""
+        if self.points and self.points[-1]["train_s"] >= total:
+            return
         self.points.append({"train_s": total,
                             "instances": self.model.n_instances,
                             "epochs": self.model.n_iter_,
@@ -298,6 +305,9 @@ def rows_for_fold(fold, X_train, y_train, X_test, y_test, n_classes, args,
                      "train_s": spent, "epochs": rcnn2.n_iter_,
                      **evaluate(rcnn2, X_test, y_test, classes)})
         log_row(rows[-1], log)
+        if args.curve_minutes:
+            # The stage's last (decayed) model ends its part of the curve.
+            curve.add_scores(spent, rows[-1])
         for extra in augmented_rows(rcnn2, rows[-1], X_test, y_test, classes,
                                     args):
             rows.append(extra)
@@ -503,6 +513,26 @@ def parse_training_args(parser, argv):
                      "rcnn2: not with --no-plain, --no-rcnn2 or --teacher")
     if args.teacher and args.no_rcnn2:
         parser.error("--teacher distils into rcnn2: not with --no-rcnn2")
+    if (args.teacher or args.distil_from_plain) and \
+            args.instance_loss != "last":
+        parser.error("distillation trains the last instance's scores only: "
+                     "not with --instance-loss all")
+    if args.teacher and not os.path.isfile(args.teacher):
+        parser.error(f"--teacher {args.teacher}: no such file")
+    checks = [("--train-minutes", args.train_minutes > 0, "> 0"),
+              ("--decay-last", 0 <= args.decay_last < 1, "in [0, 1)"),
+              ("--decay-factor", 0 < args.decay_factor <= 1, "in (0, 1]"),
+              ("--curve-minutes", args.curve_minutes >= 0, ">= 0"),
+              ("--crop-size", args.crop_size >= 0, ">= 0"),
+              ("--batch-size", args.batch_size >= 1, ">= 1"),
+              ("--patches-per-epoch", args.patches_per_epoch >= 1, ">= 1"),
+              ("--learning-rate", args.learning_rate > 0, "> 0"),
+              ("--distillation-weight", 0 <= args.distillation_weight <= 1,
+               "in [0, 1]")]
+    for flag, ok, expected in checks:
+        if not ok:
+            value = getattr(args, flag[2:].replace("-", "_"))
+            parser.error(f"{flag} must be {expected}, got {value:g}")
     args.crop_size = args.crop_size or None  # 0 means whole images
     return args
 
@@ -547,8 +577,10 @@ def report(args, rows, references, dataset, start, curves=()):
     markdown = markdown_table(summary, references, title)
     for fold, curve in curves:
         if curve.points:
+            images = (f"the first {args.n_test} test images"
+                      if getattr(args, "n_test", None) else "all test images")
             markdown += (f"\n#### rcnn2 accuracy versus training time, fold "
-                         f"{fold} (all test images, full resolution)\n\n"
+                         f"{fold} ({images}, full resolution)\n\n"
                          + curve.markdown())
     print("\n" + markdown)
     write_outputs(args.output, {"args": vars(args), "rows": rows,

@@ -31,6 +31,7 @@ import time
 import numpy as np
 
 from skrcnn import RecurrentCNNSegmenter
+from skrcnn.datasets import DataNotFoundError
 from skrcnn.inference import image_scores
 from skrcnn.model_selection import canonical_stanford_split
 from skrcnn.preprocessing import standardize_image
@@ -60,7 +61,10 @@ def make(mode, common):
     if mode.startswith("crop"):
         return RecurrentCNNSegmenter(sampling="dense",
                                      crop_size=int(mode[4:]), **common)
-    return RecurrentCNNSegmenter(sampling=mode, **common)
+    # "dense" is whole images, one a step (crop_size=None): the estimator's
+    # default crop_size became 8 after this mode was named.
+    crop = {"crop_size": None} if mode == "dense" else {}
+    return RecurrentCNNSegmenter(sampling=mode, **crop, **common)
 
 
 def main(argv=None):
@@ -78,8 +82,18 @@ def main(argv=None):
     parser.add_argument("--data-home", help="folder holding iccv09Data.tar.gz")
     parser.add_argument("--json")
     args = parser.parse_args(argv)
+    bad = [m for m in args.modes if m not in ("dense", "patch") and not (
+        m.startswith("crop") and m[4:].isdigit() and int(m[4:]) >= 1)]
+    if bad:
+        parser.error(f"--modes: {bad[0]!r} is not 'patch', 'dense' or "
+                     "'cropM' (M >= 1)")
+    if args.minutes <= 0:
+        parser.error(f"--minutes must be > 0, got {args.minutes:g}")
 
-    data = load_stanford(args.data_home)
+    try:
+        data = load_stanford(args.data_home)
+    except DataNotFoundError as exc:
+        parser.error(str(exc))
     train, test = canonical_stanford_split(data.filenames)
     X_train = [data.images[i] for i in train]
     y_train = [data.labels[i] for i in train]

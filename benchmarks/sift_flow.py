@@ -18,7 +18,7 @@ import argparse
 import sys
 import time
 
-from skrcnn.datasets import load_sift_flow
+from skrcnn.datasets import DataNotFoundError, load_sift_flow
 
 from _protocol import (add_training_arguments, parse_training_args, report,
                        rows_for_fold)
@@ -35,7 +35,11 @@ def main(argv=None):
     parser.add_argument("--output", default="sift_flow_results")
     args = parse_training_args(parser, argv)
 
-    data = load_sift_flow(data_home=args.data_home, download_if_missing=False)
+    try:
+        data = load_sift_flow(data_home=args.data_home,
+                              download_if_missing=False)
+    except DataNotFoundError as exc:
+        parser.error(f"--data-home {args.data_home}: {exc}")
     pick = lambda seq, idx: [seq[i] for i in idx]  # noqa: E731
     train, test = data.train_indices, data.test_indices
     print(f"SIFT Flow: {len(train)} train / {len(test)} test images, "

@@ -64,6 +64,7 @@ import time
 
 import joblib
 
+from skrcnn.datasets import DataNotFoundError
 from skrcnn.model_selection import canonical_stanford_split, stanford_folds
 
 from _protocol import (add_training_arguments, parse_training_args, report,
@@ -180,7 +181,27 @@ def main(argv=None):
                      "images: use it with --canonical (--distil-from-plain "
                      "trains one per fold)")
 
-    data = load_stanford(args.data_home)
+    if args.canonical and "--folds" in (argv if argv is not None
+                                        else sys.argv[1:]):
+        parser.error("--canonical runs the canonical fold only: not with "
+                     "--folds")
+    if not 1 <= args.folds <= 5:
+        parser.error(f"--folds must be 1 to 5, got {args.folds}")
+    for flag, value in (("--n-train", args.n_train),
+                        ("--n-test", args.n_test)):
+        if value is not None and value < 1:
+            parser.error(f"{flag} must be at least 1, got {value}")
+    if args.save_model and args.no_rcnn2:
+        parser.error("--save-model keeps the rcnn2 model: not with "
+                     "--no-rcnn2")
+    if args.resume and args.rcnn2_hidden_sizes:
+        parser.error("--rcnn2-hidden-sizes sets a new model's widths: use "
+                     "--widen with --resume")
+
+    try:
+        data = load_stanford(args.data_home)
+    except DataNotFoundError as exc:
+        parser.error(str(exc))
     if args.canonical:
         folds = [canonical_stanford_split(data.filenames)]
     else:

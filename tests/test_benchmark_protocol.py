@@ -223,3 +223,132 @@ def test_teacher_file_hands_rcnn2_its_probabilities(tmp_path, monkeypatch,
     for proba in seen:
         for ours, theirs in zip(proba, expected):
             np.testing.assert_allclose(ours, theirs, atol=1e-3)
+
+
+class _ClockedModel:
+    """Stands in for the estimator in train_for: every epoch takes 10 s of
+    a fake clock and records the learning rate it ran at."""
+
+    def __init__(self, clock):
+        self.clock, self.learning_rate, self.rates = clock, 1.0, []
+        self.n_iter_, self.loss_curve_ = 0, []
+
+    def set_params(self, learning_rate):
+        self.learning_rate = learning_rate
+        return self
+
+    def partial_fit(self, X, y, classes=None, teacher_proba=None):
+        self.rates.append(self.learning_rate)
+        self.clock[0] += 10.0
+        self.n_iter_ += 1
+        self.loss_curve_.append(0.0)
+        return self
+
+
+def test_step_decay_is_taken_at_each_epoch_s_predicted_middle(monkeypatch):
+    """30 s, epochs of 10 s, the last quarter decayed: the third epoch
+    (20-30 s, middle at 25 s = 83%) runs decayed, although it starts
+    before 75% of the budget."""
+    import _protocol
+    clock = [0.0]
+    monkeypatch.setattr(_protocol.time, "perf_counter", lambda: clock[0])
+    model = _ClockedModel(clock)
+    spent = train_for(model, None, None, 30.0, [0], log=lambda line: None,
+                      decay_last=0.25, decay_factor=0.1)
+    assert spent == 30.0
+    assert model.rates == [1.0, 1.0, 0.1]
+    assert model.learning_rate == 1.0  # restored after the stage
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--train-minutes", "0"], "--train-minutes must be > 0, got 0"),
+    (["--decay-last", "1.5"], "--decay-last must be in [0, 1), got 1.5"),
+    (["--decay-factor", "0"], "--decay-factor must be in (0, 1], got 0"),
+    (["--curve-minutes", "-1"], "--curve-minutes must be >= 0, got -1"),
+    (["--crop-size", "-2"], "--crop-size must be >= 0, got -2"),
+    (["--distillation-weight", "2"], "--distillation-weight must be in "
+     "[0, 1], got 2"),
+    (["--distil-from-plain", "--instance-loss", "all"],
+     "not with --instance-loss all"),
+    (["--teacher", "no-such-teacher.joblib"],
+     "--teacher no-such-teacher.joblib: no such file"),
+])
+def test_bad_training_options_are_refused_before_any_work(argv, message,
+                                                          capsys):
+    with pytest.raises(SystemExit):
+        _protocol_args(*argv)
+    assert message in capsys.readouterr().err
+
+
+def test_each_stage_s_last_scores_end_its_part_of_the_curve():
+    """With checkpoints far apart, the curve still holds each stage's final
+    (decayed) model: the points the rows report."""
+    from _protocol import rows_for_fold
+    X, y = colour_scenes(3, shape=(16, 16))
+    args = _protocol_args("--no-plain", "--train-minutes", "1e-9",
+                          "--curve-minutes", "100", "--patches-per-epoch",
+                          "2", "--batch-size", "2", "--crop-size", "1",
+                          "--rcnn2-hidden-sizes", "2", "2")
+    rows, _, curve = rows_for_fold(0, X, y, X[:1], y[:1], 3, args,
+                                   log=lambda line: None)
+    assert [p["train_s"] for p in curve.points] == [r["train_s"]
+                                                    for r in rows]
+    assert [p["instances"] for p in curve.points] == [2, 3]
+    for point, row in zip(curve.points, rows):
+        assert point["pixel_accuracy"] == row["pixel_accuracy"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--folds", "0"], "--folds must be 1 to 5, got 0"),
+    (["--folds", "6"], "--folds must be 1 to 5, got 6"),
+    (["--canonical", "--folds", "3"], "not with --folds"),
+    (["--n-test", "0"], "--n-test must be at least 1, got 0"),
+    (["--no-plain", "--save-model", "m.joblib", "--no-rcnn2"],
+     "--no-plain and --no-rcnn2"),
+    (["--save-model", "m.joblib", "--no-rcnn2"], "not with --no-rcnn2"),
+])
+def test_stanford_options_are_checked_before_loading(argv, message,
+                                                     monkeypatch, capsys):
+    import stanford
+
+    def loaded(*args, **kwargs):
+        raise AssertionError("the data was loaded before the options were "
+                             "checked")
+    monkeypatch.setattr(stanford, "load_stanford", loaded)
+    with pytest.raises(SystemExit):
+        stanford.main(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_sampling_dense_mode_is_whole_images():
+    import sampling
+    assert sampling.make("dense", {}).crop_size is None
+    assert sampling.make("crop8", {}).crop_size == 8
+    assert sampling.make("patch", {}).sampling == "patch"
+
+
+def test_resolution_trains_its_own_model_without_model_option(
+        monkeypatch, tmp_path, capsys):
+    """Without --model it builds rcnn2 from the shared training defaults
+    (here not trained: train_for is stubbed) and reports every resolution,
+    shift-and-stitch and dense agreeing."""
+    import resolution
+    from sklearn.utils import Bunch
+    X, y = colour_scenes(10, shape=(12, 12))
+    data = Bunch(filenames=[f"{i:07d}" for i in range(10)], images=list(X),
+                 labels=list(y), class_names=["a", "b", "c"])
+    monkeypatch.setattr(resolution, "load_stanford", lambda home: data)
+    trained = []
+
+    def fake_train(model, X, y, seconds, classes, label=""):
+        trained.append(seconds)
+        model.set_params(patches_per_epoch=2, batch_size=2, crop_size=1)
+        model.partial_fit(X[:1], y[:1], classes=classes)
+    monkeypatch.setattr(resolution, "train_for", fake_train)
+    out = tmp_path / "r.json"
+    assert resolution.main(["--train-minutes", "0.5", "--n-images", "1",
+                            "--json", str(out)]) == 0
+    assert trained == [30.0]
+    assert out.exists()
+    text = capsys.readouterr().out
+    assert "| 1/8 | dense | 1 |" in text and "FAIL" not in text
