@@ -231,6 +231,14 @@ def _resumed_model(path, params):
                 f"{option} {_option_text(params[name])}: the model in {path} "
                 f"has {name}={segmenter.get_params()[name]!r}, and a resumed "
                 "model keeps its network; leave the option out")
+    seed = params.get("random_state")
+    if seed is not None and seed != segmenter.random_state:
+        # Training goes on with the random generator saved in the model:
+        # a new seed would be recorded but never used.
+        raise InputError(
+            f"--seed {seed}: the model in {path} goes on with the random "
+            f"generator it saved (seeded with {segmenter.random_state!r}); "
+            "leave the option out")
     segmenter.set_params(**params, warm_start=True)
     return model, segmenter, class_names, training
 
@@ -277,6 +285,11 @@ def train(args, say):
         class_names = data.class_names
     found = np.unique(np.concatenate([m[m >= 0].ravel() for m in
                                       data.labels] + [np.zeros(0, int)]))
+    if args.class_names is not None and found.size and \
+            found[-1] >= len(class_names):
+        raise InputError(f"--class-names names {len(class_names)} classes "
+                         f"(labels 0 to {len(class_names) - 1}), but the "
+                         f"labels go up to {int(found[-1])}")
     fit_params, teacher_record = {}, None
     if teacher is not None:
         classes = segmenter.classes_ if args.resume is not None else found

@@ -177,6 +177,26 @@ class ImageStandardizer(TransformerMixin, BaseEstimator):
         out = [standardize_image(image, dtype) for image in images]
         return np.stack(out) if was_array else out
 
+    def set_output(self, *, transform=None):
+        """Accept scikit-learn's output configuration of a pipeline.
+
+        Images have no feature columns, so only the default container (the
+        input's: a list or an array) exists.
+
+        Parameters
+        ----------
+        transform : {"default"} or None
+
+        Returns
+        -------
+        self
+        """
+        if transform not in (None, "default"):
+            raise ValueError(f"ImageStandardizer outputs images, not tables: "
+                             f"set_output(transform={transform!r}) is not "
+                             "supported; use 'default'")
+        return self
+
     def _check_dtype(self):
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got "

@@ -179,7 +179,8 @@ class RecurrentCNNSegmenter(BaseEstimator):
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the training images (split by
         image) and stop when their pixel accuracy stops improving; the best
-        weights are restored.
+        weights are restored. A ``warm_start`` fit on as many images holds
+        out the same ones and keeps the best weights across fits.
     validation_fraction : float, default=0.1
     n_iter_no_change : int, default=5
         Epochs without an improvement of at least ``tol`` (validation score,
@@ -189,7 +190,9 @@ class RecurrentCNNSegmenter(BaseEstimator):
         Continue from the fitted weights on the next ``fit``.
     random_state : int, RandomState instance or None, default=None
         Seeds weights, sampling and the validation split: the same seed on
-        the same device gives the same model.
+        the same device, with the same number of CPU threads (which fixes
+        how the work is cut, and so the order of floating-point sums),
+        gives the same model, bit for bit.
     verbose : int, default=0
         Print one line per epoch (loss, validation score, elapsed time).
     max_inference_bytes : int, default=805306368
@@ -377,7 +380,7 @@ class RecurrentCNNSegmenter(BaseEstimator):
         class_weight = resolve_class_weight(self.class_weight, classes,
                                             targets)
         state = self._start(layers, classes, reset, class_weight)
-        train, validation = self._split(images, targets, state, soft)
+        train, validation = self._split(images, targets, state, soft, reset)
         with retain_freed_memory(), parallel_cpu():
             self._run(state, train, validation, self.max_iter)
         return self
@@ -505,7 +508,9 @@ class RecurrentCNNSegmenter(BaseEstimator):
             solver.state = _map_arrays(solver_state[1], xp.array)
         return _State(device, xp, network, solver, random_state, history,
                       classes, class_weight,
-                      self._weight_average(reset, xp))
+                      self._weight_average(reset, xp),
+                      None if reset else getattr(self, "_validation_split",
+                                                 None))
 
     def _weight_average(self, reset, xp):
         """The running average of this run: None without
@@ -520,17 +525,29 @@ class RecurrentCNNSegmenter(BaseEstimator):
         return WeightAverage(decay, [xp.array(a) for a in saved[1]],
                              saved[2])
 
-    def _split(self, images, targets, state, soft=None):
+    def _split(self, images, targets, state, soft=None, reset=True):
+        """Training and held-out images. A warm-started fit on as many
+        images holds out the same ones as the fit it continues (so training
+        goes on as one run, and the best validation score stays comparable);
+        a new split forgets the earlier best score."""
         if not self.early_stopping:
             return ImageSet(images, targets, soft), None
         usable = [i for i, t in enumerate(targets) if (t >= 0).any()]
         if len(usable) < 2:
             raise ValueError("early_stopping needs at least 2 images with "
                              f"labelled pixels, got {len(usable)}")
-        n_val = min(len(usable) - 1,
-                    max(1, int(round(self.validation_fraction * len(usable)))))
-        order = state.random_state.permutation(len(usable))
-        val = sorted(usable[i] for i in order[:n_val])
+        saved = None if reset else getattr(self, "_validation_split", None)
+        if (saved is not None and saved[0] == len(images)
+                and saved[1] == self.validation_fraction):
+            val = list(saved[2])
+        else:
+            n_val = min(len(usable) - 1, max(1, int(round(
+                self.validation_fraction * len(usable)))))
+            order = state.random_state.permutation(len(usable))
+            val = sorted(usable[i] for i in order[:n_val])
+            state.history.best_validation_score = None
+        state.validation_split = (len(images), self.validation_fraction,
+                                  tuple(val))
         train = sorted(set(range(len(images))) - set(val))
         pick = lambda seq, idx: [seq[i] for i in idx]  # noqa: E731
         return (ImageSet(pick(images, train), pick(targets, train),
@@ -540,6 +557,10 @@ class RecurrentCNNSegmenter(BaseEstimator):
     def _run(self, state, train, validation, n_epochs):
         history, start = state.history, time.perf_counter()
         no_improvement, best_params = 0, None
+        if validation is not None and history.best_validation_score is not None:
+            # Going on from a fit that kept its best weights: they are the
+            # ones to come back to unless this run beats them.
+            best_params = _snapshot(state)
         best_loss = min(history.loss_curve, default=np.inf)
         converged = False
         try:
@@ -722,6 +743,7 @@ class RecurrentCNNSegmenter(BaseEstimator):
         self.n_iter_ = history.n_iter
         self.t_ = history.t
         self._max_instances_trained = history.max_instances
+        self._validation_split = state.validation_split
         self.n_features_in_ = 3
         self._random_state = state.random_state
         self._solver_state = solver_state
@@ -765,13 +787,15 @@ class RecurrentCNNSegmenter(BaseEstimator):
             X, n_instances, lambda p: self.classes_[to_numpy(p.argmax(0))])
         return np.stack(out) if was_array else out
 
-    def score(self, X, y):
+    def score(self, X, y, sample_weight=None):
         """Pixel accuracy over the pixels with a non-negative label.
 
         Parameters
         ----------
         X : sequence of images
         y : sequence of (H, W) label maps
+        sample_weight : array-like of shape (n_images,), optional
+            A weight per image, given to each of its labelled pixels.
 
         Returns
         -------
@@ -780,16 +804,24 @@ class RecurrentCNNSegmenter(BaseEstimator):
         self._check_fitted()
         images, _ = check_images(X)
         label_maps = check_label_maps(y, images)
+        weights = np.ones(len(images))
+        if sample_weight is not None:
+            weights = np.asarray(sample_weight, dtype=np.float64)
+            if weights.shape != (len(images),) or not (
+                    np.isfinite(weights).all() and (weights >= 0).all()):
+                raise ValueError(
+                    f"sample_weight must hold one finite weight >= 0 per "
+                    f"image ({len(images)}), got shape {weights.shape}")
         predictions = self.predict(images)
         correct = total = 0
-        for truth, guess in zip(label_maps, predictions):
+        for truth, guess, weight in zip(label_maps, predictions, weights):
             known = truth >= 0
-            correct += int((guess[known] == truth[known]).sum())
-            total += int(known.sum())
+            correct += weight * int((guess[known] == truth[known]).sum())
+            total += weight * int(known.sum())
         if total == 0:
-            raise ValueError("y: every label is negative (unknown); nothing "
-                             "to score")
-        return correct / total
+            raise ValueError("y: every label is negative (unknown), or every "
+                             "weight 0; nothing to score")
+        return float(correct / total)
 
     def _map_images(self, X, n_instances, finish):
         self._check_fitted()
@@ -988,7 +1020,7 @@ def _restore(state, snapshot):
 
 class _State:
     def __init__(self, device, xp, network, solver, random_state, history,
-                 classes, class_weight, average=None):
+                 classes, class_weight, average=None, validation_split=None):
         self.device = device
         self.xp = xp
         self.network = network
@@ -998,6 +1030,9 @@ class _State:
         self.classes = classes
         self.class_weight = class_weight
         self.average = average
+        # (n_images, validation_fraction, held-out indices) of early
+        # stopping, kept across warm starts and partial_fit.
+        self.validation_split = validation_split
 
     def predicting_network(self):
         """The network with the weights prediction uses: the running

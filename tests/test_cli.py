@@ -317,6 +317,11 @@ def test_resume_keeps_the_network_and_the_file_on_bad_input(tmp_path,
     code, _, err = run(capsys, "train", "--dataset", "scenes", "--resume",
                        tmp_path / "missing.joblib", "-o", first)
     assert_one_line_error(code, err, "missing.joblib", "no such model file")
+    # A new seed would be recorded in the file but never used.
+    code, _, err = run(capsys, "train", "--dataset", "scenes",
+                       "--n-images", "4", "--resume", first, "--seed", "5",
+                       "-o", first)
+    assert_one_line_error(code, err, "--seed 5", "seeded with 0")
     assert first.read_bytes() == before
 
 
@@ -762,6 +767,10 @@ def _bad_inputs(tmp_path, model_file):
         ("too many instances", ["predict", "--model", model_file, image,
                                 "-o", tmp_path, "--instances", "12"],
          "with n_instances=12"),
+        ("too few class names", ["train", "--dataset", "scenes", "-o", out,
+                                 "--class-names", "a,b,c"],
+         "--class-names names 3 classes (labels 0 to 2), but the labels go "
+         "up to 5"),
         ("same stems", ["predict", "--model", model_file, image,
                         labels_dir / "scene0.png", "-o", tmp_path],
          "same name"),

@@ -190,3 +190,15 @@ def test_bad_dtype_parameter():
         with pytest.raises(ValueError, match="dtype must be 'float32' or "
                            "'float64', got 'float16'"):
             getattr(ImageStandardizer(dtype="float16"), method)(images)
+
+
+def test_set_output_accepts_the_default_only():
+    images = make_scenes(2)[0]
+    pipeline = make_pipeline(ImageStandardizer(), MeanColourSegmenter())
+    assert pipeline.set_output(transform="default") is pipeline
+    with pytest.raises(ValueError, match=r"outputs images, not tables: "
+                       r"set_output\(transform='pandas'\)"):
+        ImageStandardizer().set_output(transform="pandas")
+    out = ImageStandardizer().set_output(transform="default").transform(
+        images)
+    assert np.allclose(np.mean(out[0]), 0, atol=1e-6)

@@ -2,6 +2,7 @@
 controls, the output formats and the inference modes."""
 
 import pickle
+import types
 import warnings
 
 import joblib
@@ -165,6 +166,20 @@ def test_score_is_pixel_accuracy_over_known_labels(fitted, colour_data):
     known = y >= 0
     expected = (prediction[known] == y[known]).mean()
     assert fitted.score(X, y) == pytest.approx(expected)
+    # Per-image weights (scikit-learn's sample_weight): each image's
+    # labelled pixels count with its weight.
+    weights = np.arange(len(X), dtype=float)
+    correct = [(p[k] == t[k]).sum() for p, t, k in zip(prediction, y, known)]
+    counts = [k.sum() for k in known]
+    weighted = np.dot(weights, correct) / np.dot(weights, counts)
+    assert fitted.score(X, y, sample_weight=weights) == pytest.approx(
+        weighted)
+    assert fitted.score(X, y, sample_weight=np.ones(len(X))) == \
+        pytest.approx(expected)
+    with pytest.raises(ValueError, match=r"sample_weight must hold one "
+                       r"finite weight >= 0 per image \(12\), got shape "
+                       r"\(2,\)"):
+        fitted.score(X, y, sample_weight=[1.0, 2.0])
 
 
 def _with_fitted_state(model, fitted):
@@ -401,6 +416,38 @@ def test_early_stopping_restores_the_best_weights(colour_data):
                            validation_fraction=0.2).fit(X, y)
     for a, b in zip(model.coefs_, one_epoch.coefs_):
         np.testing.assert_array_equal(a, b)
+
+
+def test_warm_started_early_stopping_keeps_its_held_out_images_and_best(
+        colour_data, monkeypatch):
+    """Warm fits hold out the same images as the fit they continue, and the
+    weights kept after each fit are those of the best validation score so
+    far (as scikit-learn's MLP with early_stopping and warm_start)."""
+    (X, y), _ = colour_data
+    held_out = []
+    original = RecurrentCNNSegmenter._validation_score
+
+    def spy(self, state, validation):
+        held_out.append(validation)
+        return original(self, state, validation)
+    monkeypatch.setattr(RecurrentCNNSegmenter, "_validation_score", spy)
+    model = _model(max_iter=1, warm_start=True, early_stopping=True,
+                   validation_fraction=0.2, n_iter_no_change=50,
+                   learning_rate=5e-2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for _ in range(5):
+            model.fit(X, y)
+            # The weights held score the best score on the held-out images.
+            held = types.SimpleNamespace(
+                predicting_network=lambda: model._network()[0], xp=np)
+            assert original(model, held, held_out[-1]) == \
+                model.best_validation_score_
+    assert len(held_out) == 5
+    first = np.stack(held_out[0].images)
+    for validation in held_out[1:]:
+        np.testing.assert_array_equal(np.stack(validation.images), first)
+    assert model.best_validation_score_ == max(model.validation_scores_)
 
 
 def test_verbose_prints_one_line_per_epoch(colour_data, capsys):
