@@ -34,6 +34,8 @@ import sys
 
 import numpy as np
 
+from ._validation import check_label_values
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 LABEL_SUFFIXES = (".png", ".npy", ".regions.txt")
 MODEL_FORMAT = "skrcnn-model"
@@ -226,13 +228,11 @@ def _read_npy_labels(path):
     if not isinstance(labels, np.ndarray) or labels.ndim != 2:
         raise InputError(f"{path}: expected an (H, W) label array, got shape "
                          f"{getattr(labels, 'shape', None)}")
-    if labels.dtype.kind == "f":
-        if not np.isfinite(labels).all() or (labels != np.round(
-                labels)).any():
-            raise InputError(f"{path}: holds non-integer labels")
-    elif labels.dtype.kind not in "iub":
-        raise InputError(f"{path}: has dtype {labels.dtype}; labels must be "
-                         "integers (negative = unknown)")
+    if labels.dtype.kind != "b":  # a boolean mask is labels 0 and 1
+        try:
+            check_label_values(labels, f"{path}:")
+        except (ValueError, TypeError) as exc:
+            raise InputError(str(exc)) from None
     labels = labels.astype(np.int64)
     labels[labels < 0] = -1
     return labels

@@ -659,6 +659,17 @@ def test_label_png_conventions(tmp_path):
         read_label_map(str(tmp_path / "f.png"))
 
 
+def test_npy_labels_past_int64_are_refused_not_wrapped(tmp_path):
+    """A uint64 label of 2**63 would become -1 (unknown) as an int64."""
+    path = tmp_path / "big.npy"
+    np.save(path, np.full((2, 2), 2 ** 63, np.uint64))
+    with pytest.raises(InputError, match=r"big.npy: holds the label "
+                       r"9223372036854775808, outside the range"):
+        read_label_map(str(path))
+    np.save(path, np.eye(2, dtype=bool))  # a mask: labels 0 and 1
+    np.testing.assert_array_equal(read_label_map(str(path)), np.eye(2))
+
+
 def test_images_of_other_modes_become_rgb(tmp_path):
     grey = np.arange(12, dtype=np.uint8).reshape(3, 4)
     Image.fromarray(grey).save(tmp_path / "g.png")
