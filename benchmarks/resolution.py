@@ -27,7 +27,6 @@ import numpy as np
 from sklearn.base import clone
 
 from skrcnn.architecture import instance_stride
-from skrcnn.datasets import DataNotFoundError
 from skrcnn.metrics import pixel_accuracy
 from skrcnn.model_selection import canonical_stanford_split
 
@@ -57,10 +56,7 @@ def main(argv=None):
     if args.model and not os.path.isfile(args.model):
         parser.error(f"--model {args.model}: no such file")
 
-    try:
-        data = load_stanford(args.data_home)
-    except DataNotFoundError as exc:
-        parser.error(str(exc))
+    data = load_stanford(args.data_home, parser)
     train, test = canonical_stanford_split(data.filenames)
     X_test = [data.images[i] for i in test[:args.n_images]]
     y_test = [data.labels[i] for i in test[:args.n_images]]

@@ -31,7 +31,6 @@ import time
 import numpy as np
 
 from skrcnn import RecurrentCNNSegmenter
-from skrcnn.datasets import DataNotFoundError
 from skrcnn.inference import image_scores
 from skrcnn.model_selection import canonical_stanford_split
 from skrcnn.preprocessing import standardize_image
@@ -90,10 +89,7 @@ def main(argv=None):
     if args.minutes <= 0:
         parser.error(f"--minutes must be > 0, got {args.minutes:g}")
 
-    try:
-        data = load_stanford(args.data_home)
-    except DataNotFoundError as exc:
-        parser.error(str(exc))
+    data = load_stanford(args.data_home, parser)
     train, test = canonical_stanford_split(data.filenames)
     X_train = [data.images[i] for i in train]
     y_train = [data.labels[i] for i in train]

@@ -64,7 +64,6 @@ import time
 
 import joblib
 
-from skrcnn.datasets import DataNotFoundError
 from skrcnn.model_selection import canonical_stanford_split, stanford_folds
 
 from _protocol import (add_training_arguments, parse_training_args, report,
@@ -137,8 +136,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--canonical", action="store_true",
                         help="REFERENCE.md's canonical fold 0 only")
-    parser.add_argument("--folds", type=int, default=5,
-                        help="run the first K of the 5 folds")
+    parser.add_argument("--folds", type=int,
+                        help="run the first K of the 5 folds (default: 5)")
     add_training_arguments(parser)
     parser.add_argument("--n-train", type=int,
                         help="use only the first N training images of a fold "
@@ -181,10 +180,11 @@ def main(argv=None):
                      "images: use it with --canonical (--distil-from-plain "
                      "trains one per fold)")
 
-    if args.canonical and "--folds" in (argv if argv is not None
-                                        else sys.argv[1:]):
+    if args.canonical and args.folds is not None:
         parser.error("--canonical runs the canonical fold only: not with "
                      "--folds")
+    if args.folds is None:
+        args.folds = 5
     if not 1 <= args.folds <= 5:
         parser.error(f"--folds must be 1 to 5, got {args.folds}")
     for flag, value in (("--n-train", args.n_train),
@@ -198,10 +198,7 @@ def main(argv=None):
         parser.error("--rcnn2-hidden-sizes sets a new model's widths: use "
                      "--widen with --resume")
 
-    try:
-        data = load_stanford(args.data_home)
-    except DataNotFoundError as exc:
-        parser.error(str(exc))
+    data = load_stanford(args.data_home, parser)
     if args.canonical:
         folds = [canonical_stanford_split(data.filenames)]
     else:

@@ -110,7 +110,7 @@ def add_data_arguments(parser, scenes, stanford):
     helps = {"n_images": "training images", "n_test": "held-out images "
              "scored", "epochs": "training epochs"}
     for name, text in helps.items():
-        group.add_argument("--" + name.replace("_", "-"), type=_positive,
+        group.add_argument("--" + name.replace("_", "-"), type=at_least(1),
                            default=None,
                            help=f"{text} (default: {scenes[name]}; "
                            f"--stanford: {stanford[name]})")
@@ -136,9 +136,6 @@ def at_least(minimum):
         return value
     parse.__name__ = f"integer >= {minimum}"  # argparse's "invalid ..." text
     return parse
-
-
-_positive = at_least(1)
 
 
 def n_jobs(text):

@@ -85,32 +85,25 @@ def _thread_local_setters():
     return _local_setters
 
 
-def _one_blas_thread_here():
-    """Hold BLAS to one thread for the calling thread; returns what to pass
-    to :func:`_restore_blas_here`. Needed besides the process-wide limit:
-    once the main thread has set OpenBLAS's thread count, setting it again
-    from another thread does not take there (measured with OpenBLAS
-    0.3.30-0.3.31), and a fit run from a worker thread then computed its
-    GEMMs on several BLAS threads: oversubscribed, and with other sums."""
-    return [(setter, setter(1)) for setter in _thread_local_setters()]
-
-
-def _restore_blas_here(previous):
-    for setter, value in previous:
-        setter(value)
-
-
 @contextlib.contextmanager
 def _blas_held_here():
+    """Hold BLAS to one thread for the calling thread while the block runs
+    (the outermost block of the thread sets it, and puts back what was
+    there). Needed besides the process-wide limit: once the main thread has
+    set OpenBLAS's thread count, setting it again from another thread does
+    not take there (measured with OpenBLAS 0.3.30-0.3.31), and a fit run
+    from a worker thread then computed its GEMMs on several BLAS threads:
+    oversubscribed, and with other sums."""
     depth = getattr(_local, "held_depth", 0)
-    previous = _one_blas_thread_here() if depth == 0 else None
+    previous = ([(setter, setter(1)) for setter in _thread_local_setters()]
+                if depth == 0 else [])
     _local.held_depth = depth + 1
     try:
         yield
     finally:
         _local.held_depth = depth
-        if previous is not None:
-            _restore_blas_here(previous)
+        for setter, value in previous:
+            setter(value)
 
 
 @contextlib.contextmanager

@@ -138,12 +138,13 @@ def check_label_values(labels, where):
     elif labels.dtype.kind not in "iu":
         raise TypeError(f"{where} has dtype {labels.dtype}; labels must "
                         "be integers (negative = unknown)")
-    wide = labels.dtype.kind == "f" or labels.dtype == np.uint64
-    if labels.size and wide and not (
-            -2 ** 63 <= labels.min() and labels.max() < 2 ** 63):
-        value = labels.max() if labels.max() >= 2 ** 63 else labels.min()
-        raise ValueError(f"{where} holds the label {value.item()!r}, "
-                         "outside the range of 64-bit integers")
+    if labels.size and (labels.dtype.kind == "f"
+                        or labels.dtype == np.uint64):
+        low, high = labels.min(), labels.max()
+        if not -2 ** 63 <= low <= high < 2 ** 63:
+            value = high if high >= 2 ** 63 else low
+            raise ValueError(f"{where} holds the label {value.item()!r}, "
+                             "outside the range of 64-bit integers")
 
 
 def check_teacher_proba(teacher_proba, images, n_classes,

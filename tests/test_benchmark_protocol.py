@@ -337,7 +337,7 @@ def test_resolution_trains_its_own_model_without_model_option(
     X, y = colour_scenes(10, shape=(12, 12))
     data = Bunch(filenames=[f"{i:07d}" for i in range(10)], images=list(X),
                  labels=list(y), class_names=["a", "b", "c"])
-    monkeypatch.setattr(resolution, "load_stanford", lambda home: data)
+    monkeypatch.setattr(resolution, "load_stanford", lambda home, parser=None: data)
     trained = []
 
     def fake_train(model, X, y, seconds, classes, label=""):
