@@ -496,6 +496,7 @@ class RecurrentCNNSegmenter(BaseEstimator):
             # Models saved before the largest instance count was recorded
             # load with 0: their schedule goes on by epoch count, as before.
             history = _History(self.loss_curve_, self.validation_scores_,
+                               self.best_validation_score_,
                                self.n_iter_, self.t_,
                                getattr(self, "_max_instances_trained", 0))
             solver_state = self._solver_state
@@ -989,12 +990,13 @@ def _map_arrays(tree, function):
 
 
 class _History:
-    def __init__(self, loss_curve=(), validation_scores=None, n_iter=0, t=0,
-                 max_instances=0):
+    def __init__(self, loss_curve=(), validation_scores=None,
+                 best_validation_score=None, n_iter=0, t=0, max_instances=0):
         self.loss_curve = list(loss_curve)
         self.validation_scores = list(validation_scores or [])
-        self.best_validation_score = (max(self.validation_scores)
-                                      if self.validation_scores else None)
+        # The fitted best, not the best of ``validation_scores``: those also
+        # hold epochs of earlier stages (fewer instances), which never count.
+        self.best_validation_score = best_validation_score
         self.n_iter = n_iter
         self.t = t
         # The most instances any epoch has trained.

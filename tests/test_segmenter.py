@@ -450,6 +450,38 @@ def test_warm_started_early_stopping_keeps_its_held_out_images_and_best(
     assert model.best_validation_score_ == max(model.validation_scores_)
 
 
+def test_warm_fit_competes_with_the_fitted_best_not_an_earlier_stage(
+        colour_data, monkeypatch):
+    """Scores of the staged schedule's P - 1 stage never count as best, on
+    the first fit nor when training goes on: the warm fit's 0.6 beats the
+    fitted best 0.5 although a 1-instance epoch once scored 0.9."""
+    (X, y), _ = colour_data
+    scripted = iter([0.9, 0.5, 0.4, 0.6, 0.55])
+    monkeypatch.setattr(RecurrentCNNSegmenter, "_validation_score",
+                        lambda self, state, validation: next(scripted))
+    model = _model(n_instances=2, max_iter=3, warm_start=True,
+                   early_stopping=True, validation_fraction=0.2,
+                   n_iter_no_change=50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y)
+        assert model.validation_scores_ == [0.9, 0.5, 0.4]
+        assert model.best_validation_score_ == 0.5
+        model.set_params(max_iter=2).fit(X, y)
+    assert model.best_validation_score_ == 0.6
+    # The weights kept are the 0.6 epoch's: one more warm epoch from them.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        replay = _model(n_instances=2, max_iter=3, warm_start=True,
+                        early_stopping=True, validation_fraction=0.2,
+                        n_iter_no_change=50)
+        scripted = iter([0.9, 0.5, 0.4, 0.6])
+        replay.fit(X, y)
+        replay.set_params(max_iter=1).fit(X, y)
+    for a, b in zip(model.coefs_, replay.coefs_):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_verbose_prints_one_line_per_epoch(colour_data, capsys):
     (X, y), _ = colour_data
     with warnings.catch_warnings():
