@@ -33,20 +33,38 @@ def standardize_image(image, dtype=np.float32):
         A new array; ``image`` is not modified. A constant image becomes all
         zeros.
     """
+    divisor, mean, std = standardization(image)
+    scaled = np.asarray(image, dtype=np.float64)
+    if divisor != 1:
+        scaled = scaled / divisor
+    scaled = scaled - mean
+    if std > 0:
+        scaled /= std
+    return scaled.astype(dtype, copy=False)
+
+
+def standardization(image):
+    """The statistics :func:`standardize_image` uses for ``image``.
+
+    Returns
+    -------
+    divisor, mean, std : float
+        The standardised image is ``(image / divisor - mean) / std`` (only
+        centred when ``std`` is 0). ``divisor`` is 1 unless the values are
+        so large that their sum or squares overflow: then it is their
+        largest magnitude.
+    """
     values = np.asarray(image, dtype=np.float64)
+    divisor = 1.0
     with np.errstate(over="ignore", invalid="ignore"):
         mean = values.mean()
         std = values.std()
     if not (np.isfinite(mean) and np.isfinite(std)):
-        # Values so large that their sum or squares overflow: the same
-        # standardisation of the image divided by its largest magnitude.
-        values = values / np.abs(values).max()
+        divisor = float(np.abs(values).max())
+        values = values / divisor
         mean = values.mean()
         std = values.std()
-    scaled = values - mean
-    if std > 0:
-        scaled /= std
-    return scaled.astype(dtype, copy=False)
+    return divisor, float(mean), float(std)
 
 
 def scaled_shape(shape, factor):

@@ -27,7 +27,7 @@ from .architecture import instance_output_size, instance_stride, patch_size
 from .autograd import Variable
 from .functions import softmax_cross_entropy, weighted_sum
 from .preprocessing import (resample_bilinear, resize_image, resize_labels,
-                            scaled_shape)
+                            scaled_shape, standardization)
 
 
 class ImageSet:
@@ -49,10 +49,12 @@ class ImageSet:
         self.images = images
         self.targets = targets
         self.soft_targets = soft_targets
-        self.means = np.array([np.mean(image, dtype=np.float64)
-                               for image in images])
-        stds = np.array([np.std(image, dtype=np.float64) for image in images])
-        # A constant image is only centred, as in standardize_image.
+        # The statistics prediction uses (standardize_image), so huge values
+        # are scaled down the same way.
+        stats = np.array([standardization(image) for image in images],
+                         dtype=np.float64).reshape(-1, 3)
+        self.divisors, self.means, stds = stats.T
+        # A constant image is only centred.
         self.scales = 1.0 / np.where(stds > 0, stds, 1.0)
         self.labelled = [np.flatnonzero(t.ravel() >= 0) for t in targets]
         self.usable = np.array([i for i, idx in enumerate(self.labelled)
@@ -89,10 +91,17 @@ class ImageSet:
             return soft.at(rows, cols)
         return soft[np.ix_(rows, cols)]
 
+    def standardize(self, index, values):
+        """Pixels ``values`` of image ``index`` standardised with its
+        statistics, as float64."""
+        values = np.asarray(values, dtype=np.float64)
+        if self.divisors[index] != 1:
+            values = values / self.divisors[index]
+        return (values - self.means[index]) * self.scales[index]
+
     def standardized(self, index, dtype=np.float32):
         """Image ``index`` as a standardised (3, H, W) array."""
-        image = np.asarray(self.images[index], dtype=np.float64)
-        scaled = (image - self.means[index]) * self.scales[index]
+        scaled = self.standardize(index, self.images[index])
         return np.ascontiguousarray(scaled.transpose(2, 0, 1), dtype=dtype)
 
 
@@ -274,8 +283,7 @@ def _cut(image_set, index, top, left, out, mirror=False):
     if overlap is None:
         return
     (rows, cols), (out_rows, out_cols) = overlap
-    window = np.asarray(image[rows, cols], dtype=np.float64)
-    window = (window - image_set.means[index]) * image_set.scales[index]
+    window = image_set.standardize(index, image[rows, cols])
     out[:, out_rows, out_cols] = window.transpose(2, 0, 1)
 
 

@@ -9,6 +9,7 @@ from gradcheck import assert_gradients_match_objective
 from skrcnn import Variable, no_grad
 from skrcnn.architecture import patch_size
 from skrcnn.network import RecurrentNetwork
+from skrcnn.preprocessing import standardize_image
 from skrcnn.training import (SGD, Adam, ImageSet, accumulate_loss,
                              centre_crop, centre_frames, dense_example,
                              instance_targets, sample_crops, sample_patches)
@@ -53,6 +54,21 @@ def test_patches_are_centred_standardised_and_zero_padded(side):
         np.testing.assert_allclose(
             patches[k], _reference_patch(images.images[index], row, col, side),
             atol=1e-12)
+
+
+@pytest.mark.parametrize("magnitude", [1.0, 1e200, 1e304])
+def test_training_standardises_as_prediction_even_for_huge_values(magnitude):
+    """Values whose sum or squares overflow (finite, so accepted) are
+    scaled down before standardising, in training as in standardize_image:
+    not all zeros (an infinite deviation) nor NaN."""
+    image = np.random.default_rng(0).random((6, 5, 3)) * magnitude
+    images = ImageSet([image], [np.zeros((6, 5), int)])
+    expected = standardize_image(image, np.float64).transpose(2, 0, 1)
+    np.testing.assert_allclose(images.standardized(0, np.float64), expected,
+                               rtol=1e-12, atol=1e-12)
+    patches, _ = sample_patches(images, 3, 5, np.random.RandomState(0),
+                                dtype=np.float64)
+    assert np.isfinite(patches).all() and np.abs(patches).max() > 0.5
 
 
 @pytest.mark.parametrize("side", [4, 7])
