@@ -19,7 +19,6 @@ goes through here.
 """
 
 import contextlib
-import ctypes
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -27,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from ._outermost import Outermost
 
 _lock = threading.Lock()
-_limiter = None
+_saved_counts = []
 _threads = None
 _controller = None
 _pool = None
@@ -52,58 +51,69 @@ def blas_threads():
     return max(counts, default=1)
 
 
+def _libraries(per_thread):
+    """The BLAS libraries whose thread count is per thread (OpenMP
+    threading: each thread sets its own) or process-wide (the rest)."""
+    return [library for library in _blas_controller().lib_controllers
+            if (getattr(library, "threading_layer", None) == "openmp")
+            == per_thread]
+
+
+def _set_process_wide(library, count):
+    """Set a process-wide BLAS thread count from any thread. threadpoolctl
+    (3.8) lets only the thread that last set OpenBLAS's count set it again
+    and silently ignores the others; the count is the process's all the
+    same, and the thread that closes the last block, which puts it back,
+    need not be the one that opened the first."""
+    clear = getattr(type(library), "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=True)
+    library.set_num_threads(count)
+    if clear is not None:
+        clear()  # leave no claim: a user's own limits work as before
+
+
 def _hold_blas():
-    global _threads, _limiter
+    global _threads, _saved_counts
     _threads = blas_threads()
-    _limiter = _blas_controller().limit(limits=1)
+    _saved_counts = [(library, library.get_num_threads())
+                     for library in _libraries(per_thread=False)]
+    for library, _ in _saved_counts:
+        _set_process_wide(library, 1)
 
 
 def _release_blas():
-    global _threads, _limiter
-    _limiter.restore_original_limits()
-    _limiter = _threads = None
+    global _threads, _saved_counts
+    for library, count in _saved_counts:
+        if count is not None:
+            _set_process_wide(library, count)
+    _saved_counts, _threads = [], None
 
 
 _blas_held = Outermost(_hold_blas, _release_blas)
-_local_setters = None
-
-
-def _thread_local_setters():
-    """OpenBLAS's ``openblas_set_num_threads_local`` of every loaded copy
-    (OpenBLAS 0.3.27 and later; none for other BLAS libraries)."""
-    global _local_setters
-    if _local_setters is None:
-        setters = []
-        for library in _blas_controller().lib_controllers:
-            setter = getattr(getattr(library, "dynlib", None),
-                             "openblas_set_num_threads_local", None)
-            if setter is not None:
-                setter.restype = ctypes.c_int
-                setter.argtypes = [ctypes.c_int]
-                setters.append(setter)
-        _local_setters = setters
-    return _local_setters
 
 
 @contextlib.contextmanager
 def _blas_held_here():
-    """Hold BLAS to one thread for the calling thread while the block runs
-    (the outermost block of the thread sets it, and puts back what was
-    there). Needed besides the process-wide limit: once the main thread has
-    set OpenBLAS's thread count, setting it again from another thread does
-    not take there (measured with OpenBLAS 0.3.30-0.3.31), and a fit run
-    from a worker thread then computed its GEMMs on several BLAS threads:
-    oversubscribed, and with other sums."""
+    """Hold per-thread BLAS counts (OpenMP threading) to one for the
+    calling thread while the block runs; its outermost block puts back
+    what was there. Process-wide counts are held by :func:`parallel_cpu`
+    (OpenBLAS's ``openblas_set_num_threads_local`` is process-wide too
+    with its own threads, measured with 0.3.30-0.3.31)."""
     depth = getattr(_local, "held_depth", 0)
-    previous = ([(setter, setter(1)) for setter in _thread_local_setters()]
-                if depth == 0 else [])
+    previous = []
+    if depth == 0:
+        for library in _libraries(per_thread=True):
+            previous.append((library, library.get_num_threads()))
+            library.set_num_threads(1)
     _local.held_depth = depth + 1
     try:
         yield
     finally:
         _local.held_depth = depth
-        for setter, value in previous:
-            setter(value)
+        for library, count in previous:
+            if count is not None:
+                library.set_num_threads(count)
 
 
 @contextlib.contextmanager

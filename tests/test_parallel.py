@@ -155,6 +155,32 @@ def test_parallel_cpu_holds_blas_in_other_threads_too():
     np.testing.assert_array_equal(got["after"], two)
 
 
+def test_blocks_closed_last_in_another_thread_restore_the_main_threads_blas():
+    """A fit in a thread pool (joblib's threading backend) can close the
+    last block in another thread than the one that opened the first; the
+    main thread's BLAS count must come back all the same (it stayed at 1
+    for the rest of the process, and later fits recorded 1 as the count)."""
+    if not _blas_thread_counts():
+        pytest.skip("no BLAS library that threadpoolctl can control")
+    with threadpool_limits(2, user_api="blas"):
+        before = _blas_thread_counts()
+        opened, main_closed = threading.Event(), threading.Event()
+
+        def closes_last():
+            with _parallel.parallel_cpu():
+                opened.set()
+                main_closed.wait(10)
+        worker = threading.Thread(target=closes_last)
+        with _parallel.parallel_cpu():
+            worker.start()
+            opened.wait(10)
+        main_closed.set()
+        worker.join()
+        assert _blas_thread_counts() == before
+        with _parallel.parallel_cpu():
+            assert _parallel.available_threads() == 2
+
+
 # ------------------------------------------------------------ convolution
 
 # (N, C, H, W, O, KH, KW, stride, dilation)
