@@ -154,7 +154,11 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool_in_child)
 
 
-def _executor(workers):
+def _submit(workers, calls):
+    """Submit ``calls`` (tuples of a function and its arguments) to the
+    shared pool, grown to at least ``workers`` threads first. Under the
+    lock, so that no other caller replaces (and shuts down) the pool
+    between the two."""
     global _pool, _pool_size
     with _lock:
         if _pool is None or _pool_size < workers:
@@ -163,7 +167,7 @@ def _executor(workers):
             _pool = ThreadPoolExecutor(max_workers=workers,
                                        thread_name_prefix="skrcnn")
             _pool_size = workers
-        return _pool
+        return [_pool.submit(*call) for call in calls]
 
 
 def _run_as_worker(function, part, items):
@@ -207,9 +211,9 @@ def map_parts(function, items, xp):
         return [function(0, items)]
     runs = split_evenly(items, parts)
     with parallel_cpu():
-        pool = _executor(parts - 1)
-        futures = [pool.submit(_run_as_worker, function, part, run)
-                   for part, run in enumerate(runs[1:], start=1)]
+        futures = _submit(parts - 1, [
+            (_run_as_worker, function, part, run)
+            for part, run in enumerate(runs[1:], start=1)])
         try:
             first = _run_as_worker(function, 0, runs[0])
         finally:

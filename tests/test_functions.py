@@ -567,6 +567,17 @@ def test_max_pool2d_scatter_and_routed_backward_match_the_loop(
         rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("kernel", [2, 4])
+def test_pools_of_an_empty_batch_have_empty_gradients(kernel):
+    # kernel 4 takes the scatter backward, kernel 2 the routed one.
+    for pool in (max_pool2d, avg_pool2d):
+        xv = Variable(np.zeros((0, 1, 8, 8)), requires_grad=True)
+        y = pool(xv, kernel)
+        assert y.shape == (0, 1, 8 // kernel, 8 // kernel)
+        y.backward(np.zeros(y.shape))
+        assert xv.grad.shape == (0, 1, 8, 8)
+
+
 def test_max_pool2d_ties_later_strictly_larger_tap_still_wins():
     # A tie between taps 0 and 1, then a strictly larger value at tap 3.
     x = np.array([[[[2., 2.], [1., 3.]]]])

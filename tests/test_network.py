@@ -228,3 +228,11 @@ def test_output_stride_must_come_from_the_pools():
     assert _network(resolve_layers("plain")).output_strides(1) == [1, 8, 16]
     with pytest.raises(ValueError, match=r"output_stride must be one of \[1, 2, 4\]"):
         net.forward(np.zeros((1, 3, 67, 67)), 2, output_stride=3)
+
+
+@pytest.mark.parametrize("count", [0, -1, 1.0, True])
+def test_forward_refuses_an_instance_count_below_one_or_not_an_integer(count):
+    network = RecurrentNetwork.initialise(TINY, 2, np.random.RandomState(0))
+    with pytest.raises(ValueError, match=f"n_instances must be an integer "
+                                         f">= 1, got {count!r}"):
+        network.forward(np.zeros((1, 3, 9, 9)), count)

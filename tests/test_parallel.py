@@ -181,6 +181,50 @@ def test_blocks_closed_last_in_another_thread_restore_the_main_threads_blas():
             assert _parallel.available_threads() == 2
 
 
+def test_a_caller_growing_the_pool_never_shuts_it_under_another(
+        monkeypatch):
+    """A caller needing more workers replaces the shared pool and shuts the
+    old one down; a caller that had just fetched the old one then submitted
+    to a shut-down pool (RuntimeError, on machines with 3+ threads). Here
+    caller A is held inside its first submit until B has made a new pool
+    (or for 0.5 s if B cannot meanwhile)."""
+    monkeypatch.setattr(_parallel, "available_threads", lambda: 8)
+    monkeypatch.setattr(_parallel, "_pool", None)
+    monkeypatch.setattr(_parallel, "_pool_size", 0)
+    pools, a_submitting, second_pool = [], threading.Event(), threading.Event()
+
+    class Pool(_parallel.ThreadPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            pools.append(self)
+            if len(pools) == 2:
+                second_pool.set()
+
+        def submit(self, *args, **kwargs):
+            if threading.current_thread().name == "A" and self is pools[0]:
+                a_submitting.set()
+                second_pool.wait(0.5)
+            return super().submit(*args, **kwargs)
+    monkeypatch.setattr(_parallel, "ThreadPoolExecutor", Pool)
+    errors = []
+
+    def caller(n):
+        try:
+            _parallel.map_parts(lambda part, run: None, list(range(n)), np)
+        except Exception as error:  # noqa: BLE001 - any is a failure
+            errors.append(repr(error))
+    a = threading.Thread(target=caller, args=(2,), name="A")
+    b = threading.Thread(target=caller, args=(8,), name="B")
+    a.start()
+    a_submitting.wait(5)
+    b.start()
+    a.join()
+    b.join()
+    for pool in pools:
+        pool.shutdown()
+    assert errors == [] and len(pools) == 2
+
+
 # ------------------------------------------------------------ convolution
 
 # (N, C, H, W, O, KH, KW, stride, dilation)

@@ -214,6 +214,8 @@ class MaxPooling2D(_Pooling2D):
                 grad_y[first:stop].reshape(-1)
 
         images = list(range(n))
+        if n == 0:
+            return grad_x
         if grad_x.nbytes < SCATTER_PARALLEL_BYTES:
             run(0, images)
         else:
