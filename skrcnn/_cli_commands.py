@@ -198,6 +198,10 @@ def estimator_params(args):
              "random_state": args.seed}
     params = {name: value for name, value in given.items()
               if value is not None}
+    if args.architecture == "plain" and args.instances is None:
+        # The paper's plain network is not recurrent; 3 instances of it
+        # would need a 36037-pixel context.
+        params["n_instances"] = 1
     if args.class_weight is not None:
         params["class_weight"] = (None if args.class_weight == "none"
                                   else args.class_weight)

@@ -35,7 +35,7 @@ def _as_sequence(X, name):
     return list(X), False
 
 
-def check_images(X, name="X", min_size=1):
+def check_images(X, name="X", min_size=1, min_size_reason=None):
     """Check a collection of RGB images.
 
     Parameters
@@ -45,6 +45,8 @@ def check_images(X, name="X", min_size=1):
         Argument name used in error messages.
     min_size : int, default=1
         Smallest allowed image height and width.
+    min_size_reason : str, optional
+        Why, for the error message.
 
     Returns
     -------
@@ -74,9 +76,10 @@ def check_images(X, name="X", min_size=1):
             raise ValueError(f"{where} has shape {image.shape}; expected "
                              f"(H, W, {N_COLOURS}) RGB")
         if image.shape[0] < min_size or image.shape[1] < min_size:
+            reason = f" ({min_size_reason})" if min_size_reason else ""
             raise ValueError(f"{where} is {image.shape[0]}x{image.shape[1]} "
                              f"pixels; images must be at least "
-                             f"{min_size}x{min_size}")
+                             f"{min_size}x{min_size}{reason}")
         if image.dtype.kind == "f" and not np.isfinite(image).all():
             raise ValueError(f"{where} contains NaN or infinite pixel values")
         checked.append(image)

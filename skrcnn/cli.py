@@ -266,7 +266,8 @@ def build_parser():
                        "25,50)")
     model.add_argument("--instances", type=_positive_int, metavar="P",
                        help="recurrent instances ("
-                       + _default(defaults["n_instances"]) + ")")
+                       + _default(defaults["n_instances"])
+                       + "; 1 with --architecture plain)")
     model.add_argument("--schedule", choices=_CHOICES["schedule"],
                        help="instances used in training ("
                        + _default(defaults["instance_schedule"]) + ")")

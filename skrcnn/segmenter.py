@@ -357,7 +357,9 @@ class RecurrentCNNSegmenter(BaseEstimator):
         Parameters
         ----------
         X : sequence of (H, W, 3) images or ndarray (n, H, W, 3)
-            uint8 or float RGB; sizes may differ.
+            uint8 or float RGB; sizes may differ, each side at least the
+            network's total stride to the power ``n_instances`` (8 for
+            rcnn2 with 3 instances, 16 for plain with 1).
         y : sequence of (H, W) int label maps or ndarray (n, H, W)
             Negative labels are unknown and ignored.
         teacher_proba : sequence of (H, W, n_classes) arrays, optional
@@ -442,8 +444,14 @@ class RecurrentCNNSegmenter(BaseEstimator):
         return check_teacher_proba(teacher_proba, images, len(classes))
 
     def _validate_data(self, X, y, layers, reset, classes=None):
-        min_size = instance_stride(layers) ** self.n_instances
-        images, _ = check_images(X, min_size=min_size)
+        stride = instance_stride(layers)
+        reason = (f"the total stride of n_instances={self.n_instances} "
+                  f"instances, {stride} ** {self.n_instances}")
+        if self.n_instances > 1 and stride ** self.n_instances > 1024:
+            reason += ("; a network with this much pooling is meant for "
+                       "n_instances=1, as the paper's plain network")
+        images, _ = check_images(X, min_size=stride ** self.n_instances,
+                                 min_size_reason=reason)
         label_maps = check_label_maps(y, images)
         if not any((labels >= 0).any() for labels in label_maps):
             raise ValueError("y: every label is negative (unknown); at "

@@ -124,6 +124,23 @@ def test_train_options_reach_the_estimator(tmp_path, capsys):
     assert model.class_weight_.shape == (model.n_classes_,)
 
 
+def test_train_plain_runs_one_instance_unless_told(tmp_path, capsys):
+    path = tmp_path / "m.joblib"
+    code, out, err = run(capsys, "train", "--dataset", "scenes",
+                         "--n-images", "3", "--epochs", "1", "-q",
+                         "--architecture", "plain", "--hidden-sizes", "4,4",
+                         "--seed", "0", "--crop-size", "1",
+                         "--patches-per-epoch", "4", "--batch-size", "2",
+                         "-o", path)
+    assert code == 0, err
+    assert joblib.load(path)["model"].n_instances == 1
+    code, out, err = run(capsys, "train", "--dataset", "scenes",
+                         "--n-images", "3", "--epochs", "1", "-q",
+                         "--architecture", "plain", "--instances", "2",
+                         "-o", path)
+    assert code == 2 and "images must be at least 256x256" in err
+
+
 def test_train_quiet_prints_nothing(tmp_path, capsys):
     code, out, err = run(capsys, "train", "--dataset", "scenes",
                          "--n-images", "4", "--epochs", "1", "-q", "-o",

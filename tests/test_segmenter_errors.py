@@ -63,6 +63,16 @@ def test_bad_training_input_is_named(change, message, no_training):
         _model().partial_fit(X, y)
 
 
+def test_plain_with_several_instances_says_why_images_are_too_small(
+        no_training):
+    X, y = _data()
+    with pytest.raises(ValueError, match=(
+            r"X\[0\] is \d+x\d+ pixels; images must be at least 4096x4096 "
+            r"\(the total stride of n_instances=3 instances, 16 \*\* 3; "
+            r".*meant for n_instances=1")):
+        RecurrentCNNSegmenter(architecture="plain").fit(X, y)
+
+
 @pytest.mark.parametrize("params,message", [
     (dict(architecture="rcnn9"), "architecture must be one of"),
     (dict(n_instances=0), "n_instances must be an integer >= 1"),
