@@ -19,11 +19,12 @@ import numpy as np
 
 from ._allocator import retain_freed_memory
 from ._parallel import available_threads, parallel_cpu
-from ._cli_io import (InputError, Progress, check_pictures,
-                      check_unique_stems, check_writable_file, class_name,
-                      collect_images, list_images, load_model, name_files,
-                      overlay, pair_labels, read_image, read_label_map,
-                      save_model, stem, write_label_png, write_rgb_png)
+from ._cli_io import (OUTPUT_SUFFIXES, InputError, Progress, check_pictures,
+                      check_unique_stems, check_writable_file, class_name, collect_images,
+                      drop_earlier_outputs, list_images, load_model,
+                      name_files, overlay, pair_labels, read_image,
+                      read_label_map, save_model, stem, write_label_png,
+                      write_rgb_png)
 from .datasets import DataNotFoundError
 
 DATASETS = ("scenes", "stanford", "sift-flow")
@@ -401,7 +402,12 @@ def _predict_one(model, image, name, n_instances):
 
 def predict(args, say):
     model, _, _, _ = _prepare(args)
-    paths = collect_images(args.inputs)
+    paths, earlier = drop_earlier_outputs(collect_images(args.inputs),
+                                          args.output_dir)
+    if earlier:
+        say(f"skipping {_count(len(earlier), 'file')} that an earlier "
+            f"'skrcnn predict' wrote to {args.output_dir} "
+            f"({os.path.basename(earlier[0])}, ...)")
     check_unique_stems(paths)
     check_pictures(paths)
     if os.path.exists(args.output_dir) and not os.path.isdir(
@@ -421,9 +427,9 @@ def predict(args, say):
             image = read_image(path)
             labels = _predict_one(model, image, path, args.instances)
             base = os.path.join(args.output_dir, stem(path))
-            write_label_png(f"{base}_labels.png", labels)
+            write_label_png(base + OUTPUT_SUFFIXES[0], labels)
             if not args.no_overlay:
-                write_rgb_png(f"{base}_overlay.png",
+                write_rgb_png(base + OUTPUT_SUFFIXES[1],
                               overlay(image, labels, args.alpha))
             bar.update(done, os.path.basename(path))
     what = "label maps" if args.no_overlay else "label maps and overlays"

@@ -106,6 +106,26 @@ def check_unique_stems(paths):
                 "their outputs would overwrite each other; rename one")
 
 
+OUTPUT_SUFFIXES = ("_labels.png", "_overlay.png")
+
+
+def drop_earlier_outputs(paths, output_dir):
+    """``paths`` without the files in ``output_dir`` that are 'skrcnn
+    predict' outputs of another input (``x_labels.png``, ``x_overlay.png``
+    beside ``x.jpg``): an earlier run into the input folder left them.
+    Returns (kept paths, dropped paths)."""
+    folder = os.path.realpath(output_dir)
+    stems = {stem(path) for path in paths}
+    kept, dropped = [], []
+    for path in paths:
+        name = os.path.basename(path)
+        earlier = (os.path.realpath(os.path.dirname(path)) == folder and any(
+            name.endswith(suffix) and name[:-len(suffix)] in stems
+            for suffix in OUTPUT_SUFFIXES))
+        (dropped if earlier else kept).append(path)
+    return kept, dropped
+
+
 def pair_labels(image_paths, labels_folder):
     """The label file of every image, matched by stem in ``labels_folder``."""
     if not os.path.isdir(labels_folder):

@@ -506,6 +506,34 @@ def test_predict_checks_every_file_before_labelling_any(model_file,
     assert not out_dir.exists()  # nothing was labelled or written first
 
 
+def test_predict_into_its_input_folder_skips_its_earlier_outputs(
+        model_file, tmp_path, capsys):
+    """A second run into the input folder labels the same images again,
+    not the label maps and overlays the first one wrote (it labelled its
+    own outputs, and so on at every run)."""
+    images, _ = make_scenes(2, random_state=7, return_X_y=True)
+    for name, image in zip(("a.png", "b.jpg"), images):
+        Image.fromarray(image).save(tmp_path / name)
+    inputs = {name: (tmp_path / name).read_bytes() for name in ("a.png",
+                                                                "b.jpg")}
+    code, out, err = run(capsys, "predict", "--model", model_file, tmp_path,
+                         "-o", tmp_path)
+    assert code == 0, err
+    assert "skipping" not in out
+    first = {name: (tmp_path / name).read_bytes()
+             for name in os.listdir(tmp_path)}
+    assert len(first) == 6
+    code, out, err = run(capsys, "predict", "--model", model_file, tmp_path,
+                         "-o", tmp_path)
+    assert code == 0, err
+    assert "skipping 4 files that an earlier 'skrcnn predict' wrote" in out
+    assert "of 2 images" in out
+    assert {name: (tmp_path / name).read_bytes()
+            for name in os.listdir(tmp_path)} == first
+    for name, data in inputs.items():
+        assert first[name] == data
+
+
 def test_predict_quiet_single_image_and_options(model_file, tmp_path,
                                                 capsys):
     image = make_scenes(1, random_state=8, return_X_y=True)[0][0]
