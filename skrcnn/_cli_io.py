@@ -8,14 +8,17 @@ Conventions
 -----------
 Images
     ``.jpg``, ``.jpeg``, ``.png``, ``.bmp``, ``.tif``, ``.tiff``; greyscale,
-    palette and RGBA pictures become RGB (alpha is dropped). 16-bit and
-    floating-point pictures are read as float (the segmenter standardises
-    every image, so the scale does not matter).
+    palette and RGBA pictures become RGB (alpha is dropped). 16-bit
+    greyscale and floating-point pictures are read as float (the segmenter
+    standardises every image, so the scale does not matter); 16-bit colour
+    PNGs at 8 bits (Pillow reads their high bytes only).
 Label maps, matched to an image by file stem (``a.jpg`` <-> ``a.png``)
     * ``.png``: one integer label per pixel, 8-bit (0..254, 255 = unknown)
       or 16-bit (0..65534, 65535 = unknown); palette PNGs (as in PASCAL VOC)
-      are read by palette index, so 255 is unknown there too. An RGB PNG is
-      accepted only when its three channels are equal.
+      are read by palette index, so 255 is unknown there too. An 8-bit RGB
+      PNG is accepted only when its three channels are equal; 16-bit colour
+      or grey-and-alpha ones are refused (Pillow reads their high bytes
+      only).
     * ``.npy``: an (H, W) integer array (or integral floats); negative =
       unknown.
     * ``.regions.txt``: the Stanford Background text matrix (-1 = unknown).
@@ -258,9 +261,24 @@ def _read_npy_labels(path):
     return labels
 
 
+def _png_bit_depth(path):
+    """The bit depth in a PNG's header (None if it has none)."""
+    with open(path, "rb") as file:
+        head = file.read(25)
+    if len(head) == 25 and head[:8] == b"\x89PNG\r\n\x1a\n" \
+            and head[12:16] == b"IHDR":
+        return head[24]
+    return None
+
+
 def _read_png_labels(path):
     picture = _open_picture(path)
     mode = picture.mode
+    if mode in ("RGB", "RGBA", "LA") and _png_bit_depth(path) == 16:
+        raise InputError(
+            f"{path}: a 16-bit PNG with colour or alpha channels, whose "
+            "values Pillow reads only in part; save label maps as 16-bit "
+            "greyscale (65535 = unknown)")
     if mode in ("RGB", "RGBA", "LA"):
         channels = np.asarray(picture)
         colour = channels[..., :3] if mode != "LA" else channels[..., :1]

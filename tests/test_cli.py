@@ -704,6 +704,38 @@ def test_label_png_conventions(tmp_path):
         read_label_map(str(tmp_path / "f.png"))
 
 
+def _png16(path, pixels, colour_type):
+    """A 16-bit PNG written by hand (Pillow cannot write colour ones)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
+    height, width = pixels.shape[:2]
+    rows = b"".join(b"\x00" + pixels[y].astype(">u2").tobytes()
+                    for y in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                     + chunk(b"IDAT", zlib.compress(rows))
+                     + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("colour_type,mode", [(2, "RGB"), (4, "RGBA")])
+def test_16_bit_colour_label_pngs_are_refused_not_read_as_zeros(
+        tmp_path, colour_type, mode):
+    """Pillow reads a 16-bit RGB or grey-and-alpha PNG as 8 bits (the high
+    bytes): labels 0..5 all became 0."""
+    labels = np.arange(6).reshape(2, 3)
+    channels = [labels] * 3 if colour_type == 2 else [labels, labels * 0 + 9]
+    path = tmp_path / "x.png"
+    _png16(path, np.dstack(channels), colour_type)
+    with Image.open(path) as picture:
+        assert picture.mode == mode
+    with pytest.raises(InputError, match="x.png: a 16-bit PNG with colour"):
+        read_label_map(str(path))
+
+
 def test_npy_labels_past_int64_are_refused_not_wrapped(tmp_path):
     """A uint64 label of 2**63 would become -1 (unknown) as an int64."""
     path = tmp_path / "big.npy"
