@@ -20,11 +20,11 @@ import numpy as np
 from ._allocator import retain_freed_memory
 from ._parallel import available_threads, parallel_cpu
 from ._cli_io import (OUTPUT_SUFFIXES, InputError, Progress, check_pictures,
-                      check_unique_stems, check_writable_file, class_name, collect_images,
-                      drop_earlier_outputs, list_images, load_model,
-                      name_files, overlay, pair_labels, read_image,
-                      read_label_map, save_model, stem, write_label_png,
-                      write_rgb_png)
+                      check_unique_stems, check_writable_file, class_name,
+                      collect_images, drop_earlier_outputs, list_images,
+                      load_model, name_files, overlay, pair_labels,
+                      read_image, read_label_map, save_model, stem,
+                      write_label_png, write_rgb_png)
 from .datasets import DataNotFoundError
 
 DATASETS = ("scenes", "stanford", "sift-flow")
@@ -461,7 +461,7 @@ def evaluate(args, say):
     from .metrics import confusion_matrix, scores_from_confusion
 
     model, segmenter, class_names, training = _prepare(args)
-    if args.json and args.json != "-":
+    if args.json is not None and args.json != "-":
         check_writable_file(args.json, example="scores.json")
     data = load_data(args, "test", args.quiet)
     if class_names is None:

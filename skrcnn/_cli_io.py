@@ -405,6 +405,8 @@ def save_model(path, model, class_names=None, training=None):
 
 def check_writable_file(path, example="model.joblib"):
     """Fail early (before long work) when ``path`` cannot be written."""
+    if not str(path).strip():
+        raise InputError(f"an empty file name; give one such as {example}")
     if os.path.isdir(path):
         raise InputError(f"{path}: is a folder; give a file name such as "
                          f"{example}")
