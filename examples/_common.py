@@ -148,8 +148,12 @@ def n_jobs(text):
 
 
 def check_output(parser, path, option="--output"):
-    """Exit with a usage error now, not after training, when the folder of
-    a file to write does not exist."""
+    """Exit with a usage error now, not after training, when a file cannot
+    be written there: an empty name, a folder, or a missing folder."""
+    if not path.strip():
+        parser.error(f"{option}: an empty file name")
+    if os.path.isdir(path):
+        parser.error(f"{option} {path}: is a folder; give a file name")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         parser.error(f"{option} {path}: folder {folder} does not exist")
@@ -335,7 +339,7 @@ def save_panel(path, images, truths, columns, titles, class_names, palette,
                            hspace=gap / tile_h,
                            bottom=(legend_h + gap) / total,
                            top=1 - (title_h + 0.3) / total)
-    figure.savefig(path)
+    figure.savefig(path, format="png")  # at ``path``, whatever its suffix
     return "matplotlib"
 
 
@@ -367,5 +371,5 @@ def tile_rows(rows, scale=1, gap=4):
 
 
 def _save_png(path, picture):
-    from skimage.io import imsave
-    imsave(path, picture, check_contrast=False)
+    from PIL import Image
+    Image.fromarray(picture).save(path, format="PNG")

@@ -110,7 +110,7 @@ def bar_chart(path, cv_results, n_folds, title):
                  fontsize=10)
     ax.legend(loc="upper left", fontsize=8, frameon=False, ncol=3)
     ax.grid(axis="y", alpha=0.3)
-    figure.savefig(path)
+    figure.savefig(path, format="png")
 
 
 def main(argv=None, sink=print):

@@ -172,8 +172,9 @@ def run_demo(n_images=120, epochs=6, n_instances=3, seed=0,
              f"{spread['mean_class_accuracy']:.3f}, mean IoU "
              f"{results[p]['mean_iou']:.3f} +- {spread['mean_iou']:.3f}")
     if output:
-        from skimage.io import imsave
-        imsave(output, picture, check_contrast=False)
+        from PIL import Image
+        # PNG whatever the name's suffix (imsave picks the format from it).
+        Image.fromarray(picture).save(output, format="PNG")
         sink(f"wrote {output}: image | truth | after instance 1.."
              f"{n_instances} (fold 1's model on its held-out scenes); "
              "colours: sky light blue, water dark blue, mountain brown, "

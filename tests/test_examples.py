@@ -13,7 +13,8 @@ import sys
 
 import numpy as np
 import pytest
-from skimage.io import imread, imsave
+from PIL import Image
+from skimage.io import imsave
 
 from skrcnn.demo import PALETTE, figure_panel
 
@@ -50,7 +51,9 @@ def drawing(request, monkeypatch):
 def check_png(path, drawing, numpy_shape):
     """The picture exists, is RGB(A), not blank, and (NumPy mosaic) has the
     exact expected size; matplotlib figures are 100 dpi, 2 inches a tile."""
-    picture = imread(path)
+    with Image.open(path) as written:
+        assert written.format == "PNG"  # whatever the name's suffix
+        picture = np.asarray(written)
     assert picture.ndim == 3 and picture.shape[2] in (3, 4)
     assert picture[..., :3].std() > 10
     if drawing == "numpy":
@@ -60,7 +63,7 @@ def check_png(path, drawing, numpy_shape):
 
 def test_plot_instances_quick(tmp_path, drawing):
     lines = []
-    out = tmp_path / "instances.png"
+    out = tmp_path / "instances"  # no suffix: still a PNG, at that name
     result = load("plot_instances").main(["--quick", "--output", str(out)],
                                          sink=lines.append)
     assert result["drawn_with"] == drawing
@@ -214,6 +217,9 @@ def _stanford_mosaic_shape(data_home):
     ("grid_search", ["--folds", "x"], "invalid integer >= 2 value: 'x'"),
     ("pipeline_persistence", ["--model-path", "no/such/m.joblib"],
      "--model-path no/such/m.joblib: folder"),
+    ("pipeline_persistence", ["--model-path", "."],
+     "--model-path .: is a folder; give a file name"),
+    ("plot_instances", ["--output", ""], "--output: an empty file name"),
 ])
 def test_bad_options_are_refused_before_any_work(capsys, monkeypatch, script,
                                                  argv, message):
