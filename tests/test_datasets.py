@@ -560,6 +560,8 @@ _MAT = f"SiftFlowDataset/SemanticLabels/{_CATEGORY}/forest_for15.mat"
      r"forest_for15\.mat: unknown class values \[1\.5"),
     (lambda files: files.pop("SiftFlowDataset/TestSet1.txt"),
      r"TestSet1\.txt: missing"),
+    (lambda files: files.update({"SiftFlowDataset/TestSet1.txt": "\r\n"}),
+     r"TestSet1\.txt: lists no images"),
     (lambda files: files.update({"SiftFlowDataset/TestSet1.txt":
                                  b"x\\coast_nowhere.jpg\n"}),
      r"TestSet1\.txt: lists .*coast_nowhere"),

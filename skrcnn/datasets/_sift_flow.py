@@ -280,6 +280,8 @@ def _read_split(source, relpath, stems):
             raise CorruptDataError(f"{source.name(relpath)}: lists {entry!r},"
                                    f" which is not in {IMAGE_DIR}/")
         indices.add(position[stem])
+    if not indices:
+        raise CorruptDataError(f"{source.name(relpath)}: lists no images")
     return np.array(sorted(indices), dtype=np.int64)
 
 
