@@ -617,10 +617,12 @@ class RecurrentCNNSegmenter(BaseEstimator):
         if best_params is not None:
             _restore(state, best_params)
         if not converged and n_epochs > 1:
+            advice = ("raise max_iter or n_iter_no_change"
+                      if self.early_stopping else
+                      "raise max_iter or use early_stopping")
             warnings.warn(f"stochastic training reached max_iter="
-                          f"{self.max_iter} epochs before converging; raise "
-                          "max_iter or use early_stopping", ConvergenceWarning,
-                          stacklevel=3)
+                          f"{self.max_iter} epochs before converging; "
+                          f"{advice}", ConvergenceWarning, stacklevel=3)
         self._commit(state)
 
     def _instances_this_epoch(self, history):
@@ -867,9 +869,9 @@ class RecurrentCNNSegmenter(BaseEstimator):
                     f"X[{index}]: labelling this {image.shape[0]}x"
                     f"{image.shape[1]} image{at} with n_instances="
                     f"{n_instances} (a {side}x{side}-pixel context patch) "
-                    f"needs at least {need / 2 ** 20:.0f} MiB, over "
+                    f"needs at least {_mebibytes(need)}, over "
                     f"max_inference_bytes={self.max_inference_bytes} "
-                    f"({self.max_inference_bytes / 2 ** 20:.0f} MiB); use "
+                    f"({_mebibytes(self.max_inference_bytes)}); use "
                     "fewer instances or smaller images, or raise "
                     "max_inference_bytes")
 
@@ -995,6 +997,12 @@ def _map_arrays(tree, function):
     if hasattr(tree, "shape"):
         return function(tree)
     return tree
+
+
+def _mebibytes(count):
+    """A byte count for people: '12 MiB', or '0.001 MiB' under 1 MiB."""
+    value = count / 2 ** 20
+    return f"{value:.0f} MiB" if value >= 1 else f"{value:.2g} MiB"
 
 
 class _History:
