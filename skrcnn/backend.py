@@ -25,14 +25,27 @@ def cupy_available():
     return _cupy is not None
 
 
+def _probe_gpu():
+    """Run a compiled kernel and a matmul on the GPU: CuPy counts the
+    devices with the driver alone, but its kernels need NVRTC and its
+    matmuls cuBLAS (the CUDA toolkit, or ``cupy-cuda13x[ctk]``)."""
+    ramp = _cupy.arange(4, dtype=_cupy.float32) * 2
+    total = float(ramp @ _cupy.ones(4, dtype=_cupy.float32))
+    if total != 12.0:
+        raise RuntimeError(f"a test matmul on the GPU gave {total}, not 12")
+
+
 def gpu_available():
-    """Return True when CuPy is importable and sees at least one CUDA device."""
+    """Return True when CuPy is importable, sees a CUDA device and can run
+    kernels and matrix products on it."""
     global _gpu_visible, _gpu_problem
     if _gpu_visible is None:
         _gpu_visible = False
         if _cupy is not None:
             try:
-                _gpu_visible = _cupy.cuda.runtime.getDeviceCount() > 0
+                if _cupy.cuda.runtime.getDeviceCount() > 0:
+                    _probe_gpu()
+                    _gpu_visible = True
             except Exception as exc:  # no driver, no device, broken install
                 _gpu_visible = False
                 _gpu_problem = f"{type(exc).__name__}: {exc}"

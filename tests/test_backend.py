@@ -74,6 +74,32 @@ def test_a_cuda_failure_is_named_in_the_gpu_error(monkeypatch):
         backend.resolve_device("gpu")
 
 
+def test_a_gpu_that_cannot_compile_is_passed_over(monkeypatch):
+    """cupy-cuda13x without the CUDA libraries counts the device with the
+    driver alone, then fails at its first kernel: 'auto' must not pick it."""
+    def no_nvrtc(*args, **kwargs):
+        raise RuntimeError("CompileException: libnvrtc.so.13: cannot open "
+                           "shared object file")
+    fake = types.SimpleNamespace(
+        cuda=types.SimpleNamespace(runtime=types.SimpleNamespace(
+            getDeviceCount=lambda: 1)),
+        float32=np.float32, arange=no_nvrtc, ones=no_nvrtc)
+    monkeypatch.setattr(backend, "_cupy", fake)
+    monkeypatch.setattr(backend, "_gpu_visible", None)
+    monkeypatch.setattr(backend, "_gpu_problem", None)
+    assert backend.gpu_available() is False
+    assert backend.resolve_device("auto") == "cpu"
+    with pytest.raises(ValueError, match=r"CuPy cannot use CUDA "
+                       r"\(RuntimeError: CompileException: libnvrtc"):
+        backend.resolve_device("gpu")
+    # A working one (NumPy standing in for CuPy's kernels) is used.
+    working = types.SimpleNamespace(
+        cuda=fake.cuda, float32=np.float32, arange=np.arange, ones=np.ones)
+    monkeypatch.setattr(backend, "_cupy", working)
+    monkeypatch.setattr(backend, "_gpu_visible", None)
+    assert backend.gpu_available() is True
+
+
 def test_gpu_available_is_false_without_cupy_consistent():
     if not backend.cupy_available():
         assert backend.gpu_available() is False
