@@ -1,8 +1,9 @@
 """The paper's Table 5: prediction time and pixel accuracy against output
 resolution, for shift-and-stitch and for the dense pass.
 
-Takes a fitted model (``--model``, a joblib file such as the one
-``benchmarks/stanford.py --save-model`` writes; without it, a model is
+Takes a fitted model (``--model``: a file of ``skrcnn train`` or of
+``benchmarks/stanford.py --save-model``, or any joblib file of a fitted
+estimator or pipeline ending in one; without it, a model is
 trained here on the canonical fold for ``--train-minutes``) and the
 canonical Stanford fold's test images (``--n-images`` of them: full
 resolution shift-and-stitch is 64 network passes per image). For output
@@ -18,14 +19,13 @@ Usage::
 
 import argparse
 import json
-import os
 import sys
 import time
 
-import joblib
 import numpy as np
 from sklearn.base import clone
 
+from skrcnn._cli_io import InputError, load_model
 from skrcnn.architecture import instance_stride
 from skrcnn.metrics import pixel_accuracy
 from skrcnn.model_selection import canonical_stanford_split
@@ -42,7 +42,8 @@ GAP_TOLERANCE = 1e-4
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0].replace("\n", " "))
-    parser.add_argument("--model", help="fitted model (joblib)")
+    parser.add_argument("--model", help="fitted model file ('skrcnn train' "
+                        "or joblib)")
     parser.add_argument("--train-minutes", type=float, default=10.0)
     parser.add_argument("--n-images", type=int, default=20)
     parser.add_argument("--data-home")
@@ -53,16 +54,18 @@ def main(argv=None):
         parser.error(f"--n-images must be at least 1, got {args.n_images}")
     if not args.model and args.train_minutes <= 0:
         parser.error("--train-minutes must be > 0 (or give --model)")
-    if args.model and not os.path.isfile(args.model):
-        parser.error(f"--model {args.model}: no such file")
+    model = None
+    if args.model:
+        try:
+            model = load_model(args.model)[1]  # the segmenter it holds
+        except InputError as exc:
+            parser.error(f"--model {exc}")
 
     data = load_stanford(args.data_home, parser)
     train, test = canonical_stanford_split(data.filenames)
     X_test = [data.images[i] for i in test[:args.n_images]]
     y_test = [data.labels[i] for i in test[:args.n_images]]
-    if args.model:
-        model = joblib.load(args.model)
-    else:
+    if model is None:
         # The shared training options at their defaults (dense 8x8 crops,
         # Adam 1e-3, seed 0), on the requested device.
         training = argparse.ArgumentParser()

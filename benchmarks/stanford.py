@@ -21,7 +21,8 @@ prediction time per image. It prints and writes (JSON + Markdown) the table
 beside REFERENCE.md's accuracy bars, its PyTorch 30-minute figure and
 scikit-image's trainable segmenter.
 
-``--save-model`` keeps the canonical fold's rcnn2 model, with a
+``--save-model`` keeps the rcnn2 model of the last fold run (the canonical
+fold's with ``--canonical``), with a
 ``.json`` beside it holding its training time and accuracy curve (saved at
 every ``--curve-minutes`` checkpoint too, so a run that is killed keeps
 its last one; one taken in the 2-instance stage resumes with 2 instances);

@@ -301,7 +301,9 @@ def train_validation_split(n_images, validation_fraction=0.1,
                            random_state=None, groups=None):
     """Random split of images into training and validation sets.
 
-    The by-image hold-out used for early stopping. The validation set takes
+    A by-image hold-out for the user's own validation (the estimator's
+    ``early_stopping`` draws its own from ``random_state``, over the images
+    with labelled pixels, rounding instead). The validation set takes
     ``ceil(validation_fraction * n_images)`` images (at least one, and at
     least one image is left for training): the first images of a random
     permutation. With ``groups``, whole groups are taken in permutation

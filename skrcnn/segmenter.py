@@ -178,7 +178,9 @@ class RecurrentCNNSegmenter(BaseEstimator):
     device : {"auto", "cpu", "gpu"}, default="auto"
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the training images (split by
-        image) and stop when their pixel accuracy stops improving; the best
+        image) and stop when their pixel accuracy (on every
+        ``stride ** n_instances``-th pixel of each side, one strided pass an
+        image: an unbiased sample) stops improving; the best
         weights are restored. A ``warm_start`` fit on as many images holds
         out the same ones and keeps the best weights across fits.
     validation_fraction : float, default=0.1
@@ -223,7 +225,8 @@ class RecurrentCNNSegmenter(BaseEstimator):
     loss_curve_ : list of float
         Mean training loss per epoch.
     validation_scores_ : list of float or None
-        Validation pixel accuracy per epoch (early stopping only).
+        Validation pixel accuracy per epoch (early stopping only; on the
+        pixels of one strided pass, see ``early_stopping``).
     best_validation_score_ : float or None
     n_iter_ : int
         Epochs run.

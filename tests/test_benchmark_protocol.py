@@ -352,3 +352,39 @@ def test_resolution_trains_its_own_model_without_model_option(
     assert out.exists()
     text = capsys.readouterr().out
     assert "| 1/8 | dense | 1 |" in text and "FAIL" not in text
+
+
+@pytest.mark.parametrize("bundled", [True, False])
+def test_resolution_takes_a_skrcnn_train_file_or_a_bare_estimator(
+        monkeypatch, tmp_path, capsys, bundled):
+    """README: 'benchmarks/resolution.py --model model.joblib' on the file
+    'skrcnn train' writes (a bundle with class names), not only on a bare
+    joblib estimator (it failed: 'dict' object has no attribute ...)."""
+    import joblib
+    import resolution
+    from sklearn.utils import Bunch
+    from skrcnn import RecurrentCNNSegmenter
+    from skrcnn._cli_io import save_model
+    X, y = colour_scenes(10, shape=(12, 12))
+    data = Bunch(filenames=[f"{i:07d}" for i in range(10)], images=list(X),
+                 labels=list(y), class_names=["a", "b", "c"])
+    monkeypatch.setattr(resolution, "load_stanford",
+                        lambda home, parser=None: data)
+    model = RecurrentCNNSegmenter(
+        architecture=(("conv", 4, 3), ("pool", 2), ("tanh",),
+                      ("conv", "classes", 1)),
+        n_instances=2, max_iter=1, patches_per_epoch=4, batch_size=2,
+        random_state=0).fit(X[:2], y[:2])
+    path = tmp_path / "m.joblib"
+    if bundled:
+        save_model(str(path), model, ["a", "b", "c"], {"dataset": "x"})
+    else:
+        joblib.dump(model, path)
+    assert resolution.main(["--model", str(path), "--n-images", "1",
+                            "--json", str(tmp_path / "r.json")]) == 0
+    text = capsys.readouterr().out
+    assert "2 instances" in text and "| 1/4 | dense | 1 |" in text
+    (tmp_path / "bad.joblib").write_text("no model")
+    with pytest.raises(SystemExit):
+        resolution.main(["--model", str(tmp_path / "bad.joblib")])
+    assert "--model " in capsys.readouterr().err
