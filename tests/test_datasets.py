@@ -378,6 +378,10 @@ def test_get_data_home_prefers_argument_then_env_then_home(tmp_path,
     assert get_data_home() == str(tmp_path / "user" / "skrcnn_data")
     assert get_data_home("~/elsewhere") == str(tmp_path / "user" /
                                                "elsewhere")
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(NotADirectoryError, match="a_file is a file, not a "
+                       "folder"):
+        get_data_home(tmp_path / "a_file")
 
 
 def test_loader_uses_env_data_home(stanford_archive, monkeypatch):

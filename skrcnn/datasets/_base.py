@@ -48,10 +48,18 @@ def get_data_home(data_home=None):
     -------
     str
         The absolute path of the data folder.
+
+    Raises
+    ------
+    NotADirectoryError
+        If ``data_home`` names a file.
     """
     if data_home is None:
         data_home = os.environ.get(DATA_HOME_ENV) or DEFAULT_DATA_HOME
     data_home = os.path.abspath(os.path.expanduser(os.fspath(data_home)))
+    if os.path.exists(data_home) and not os.path.isdir(data_home):
+        raise NotADirectoryError(f"data home {data_home} is a file, not a "
+                                 "folder")
     os.makedirs(data_home, exist_ok=True)
     return data_home
 
