@@ -464,8 +464,12 @@ def evaluate(args, say):
     if args.json is not None and args.json != "-":
         check_writable_file(args.json, example="scores.json")
     data = load_data(args, "test", args.quiet)
+    if not data.images:
+        raise InputError(f"{data.description}: no images to evaluate")
     if class_names is None:
         class_names = data.class_names
+    elif data.class_names is not None and not args.quiet:
+        _note_other_names(class_names, data.class_names)
     overlap = _overlaps(training, data.source)
     if overlap is not None and not args.quiet:
         print(f"skrcnn: note: the model was trained on the "
@@ -522,6 +526,21 @@ def evaluate(args, say):
             raise InputError(f"{args.json}: cannot write "
                              f"({exc.strerror or exc})") from None
     return 0
+
+
+def _note_other_names(model_names, data_names):
+    """Say so when the model and the data name the same labels otherwise:
+    a model of other classes scores nonsense against these labels."""
+    shared = min(len(model_names), len(data_names))
+    differ = [k for k in range(shared)
+              if str(model_names[k]) != str(data_names[k])]
+    if differ:
+        k = differ[0]
+        print(f"skrcnn: note: the model calls label {k} "
+              f"{model_names[k]!r} where the data calls it "
+              f"{data_names[k]!r} ({len(differ)} of {shared} labels named "
+              "otherwise); the report uses the model's names",
+              file=sys.stderr)
 
 
 def _print_report(report, out):

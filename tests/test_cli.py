@@ -18,7 +18,7 @@ from PIL import Image
 from skrcnn import RecurrentCNNSegmenter, gpu_available
 from skrcnn._cli_io import (InputError, Progress, load_model, name_files,
                             palette, read_image, read_label_map,
-                            write_label_png)
+                            save_model, write_label_png)
 from skrcnn.cli import main
 from skrcnn.datasets import make_scenes
 from skrcnn.metrics import mean_class_accuracy, mean_iou, pixel_accuracy
@@ -596,6 +596,21 @@ def test_evaluate_prints_scores_and_writes_json(model_file, tmp_path,
     assert "sky" in out and "mean IoU" in out
     rows = {row["name"]: row for row in report["classes"]}
     assert sum(row["pixels"] for row in rows.values()) == (labels >= 0).sum()
+
+
+def test_evaluate_notes_when_model_and_data_name_labels_otherwise(
+        model_file, tmp_path, capsys):
+    model, segmenter, names, training = load_model(str(model_file))
+    renamed = tmp_path / "renamed.joblib"
+    save_model(str(renamed), model, ["sky", "tree"] + names[2:], training)
+    code, out, err = run(capsys, "evaluate", "--model", renamed,
+                         "--dataset", "scenes", "--n-images", "1")
+    assert code == 0, err
+    assert ("skrcnn: note: the model calls label 1 'tree' where the data "
+            "calls it 'water' (1 of 6 labels named otherwise)") in err
+    code, out, err = run(capsys, "evaluate", "--model", model_file,
+                         "--dataset", "scenes", "--n-images", "1")
+    assert code == 0 and "note" not in err
 
 
 def test_evaluate_with_test_time_flip_scores_the_mirror_averaged_labels(
