@@ -416,13 +416,18 @@ class RecurrentCNNSegmenter(BaseEstimator):
                 "labelled pixels of the whole training set")
         first = not hasattr(self, "coefs_")
         if classes is not None:
-            classes = np.asarray(classes)
-            if (classes.ndim != 1 or classes.size == 0
-                    or classes.dtype.kind not in "iu" or (classes < 0).any()
-                    or np.unique(classes).size != classes.size):
+            given = np.asarray(classes)
+            # Whole-number floats pass, as they do in y.
+            whole = given.dtype.kind in "iu" or (
+                given.dtype.kind == "f" and np.isfinite(given).all()
+                and (given == np.round(given)).all()
+                and (np.abs(given) < 2 ** 53).all())
+            if (given.ndim != 1 or given.size == 0 or not whole
+                    or (given < 0).any()
+                    or np.unique(given).size != given.size):
                 raise ValueError(f"classes must be distinct non-negative "
-                                 f"integers, got {classes!r}")
-            classes = np.sort(classes)
+                                 f"integers, got {given!r}")
+            classes = np.sort(given.astype(np.int64))
             if not first and not np.array_equal(classes, self.classes_):
                 raise ValueError(f"classes={classes.tolist()} differs from "
                                  f"the fitted classes_="

@@ -283,11 +283,18 @@ def test_partial_fit_runs_one_epoch_and_checks_classes(colour_data):
     assert model.n_iter_ == 2 and len(model.loss_curve_) == 2
     with pytest.raises(ValueError, match=r"classes=\[0, 1\] differs"):
         model.partial_fit(X[:2], y[:2], classes=[0, 1])
+    # Whole-number floats are integers here, as they are in y; others not.
+    model.partial_fit(X[:2], y[:2], classes=np.array([2.0, 0.0, 1.0]))
+    assert model.n_iter_ == 3
+    for bad_classes in ([0, 1.5, 2], [0, -1, 2], [0, 0, 1], [], [[0, 1]]):
+        with pytest.raises(ValueError, match="classes must be distinct "
+                                             "non-negative integers"):
+            _model().partial_fit(X[:2], y[:2], classes=bad_classes)
     bad = y[:2].copy()
     bad[1, 0, 0] = 9
     with pytest.raises(ValueError, match=r"y\[1\] holds labels \[9\]"):
         model.partial_fit(X[:2], bad)
-    assert model.n_iter_ == 2
+    assert model.n_iter_ == 3
 
 
 def _instances_per_epoch(monkeypatch):
