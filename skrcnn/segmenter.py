@@ -50,10 +50,12 @@ class RecurrentCNNSegmenter(BaseEstimator):
     The training defaults (dense sampling on batches of 16 crops of 8x8
     strided outputs, Adam at 1e-3) were the fastest to a given test
     accuracy among those measured by ``benchmarks/sampling.py`` on the
-    canonical Stanford fold: whole-image dense sampling (one image a step)
-    took about 5 times the CPU time of the paper's patch sampling to reach
-    57% pixel accuracy, and 8x8-output crops reached 61.5% in 570 CPU
-    seconds where patches had 60% after 1000.
+    canonical Stanford fold (2 instances, 1200 CPU seconds each; measured
+    2026-12-02, benchmarks/RESULTS.md): 8x8-output crops reached 57.6%
+    test pixel accuracy in 188 CPU seconds and 61.9% in 547, the paper's
+    patch sampling in 242 and 1026, whole-image dense sampling (one image a
+    step) in 639 and 1257; the best levels reached were 65.1%, 62.2% and
+    62.0%.
 
     Parameters
     ----------
