@@ -54,8 +54,9 @@ class ImageSet:
         stats = np.array([standardization(image) for image in images],
                          dtype=np.float64).reshape(-1, 3)
         self.divisors, self.means, stds = stats.T
-        # A constant image is only centred.
-        self.scales = 1.0 / np.where(stds > 0, stds, 1.0)
+        # A constant image is only centred. Dividing (not multiplying by
+        # the reciprocal) keeps training's pixels bit for bit prediction's.
+        self.stds = np.where(stds > 0, stds, 1.0)
         self.labelled = [np.flatnonzero(t.ravel() >= 0) for t in targets]
         self.usable = np.array([i for i, idx in enumerate(self.labelled)
                                 if idx.size])
@@ -97,7 +98,7 @@ class ImageSet:
         values = np.asarray(values, dtype=np.float64)
         if self.divisors[index] != 1:
             values = values / self.divisors[index]
-        return (values - self.means[index]) * self.scales[index]
+        return (values - self.means[index]) / self.stds[index]
 
     def standardized(self, index, dtype=np.float32):
         """Image ``index`` as a standardised (3, H, W) array."""

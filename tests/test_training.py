@@ -56,17 +56,31 @@ def test_patches_are_centred_standardised_and_zero_padded(side):
             atol=1e-12)
 
 
-@pytest.mark.parametrize("magnitude", [1.0, 1e200, 1e304])
-def test_training_standardises_as_prediction_even_for_huge_values(magnitude):
-    """Values whose sum or squares overflow (finite, so accepted) are
-    scaled down before standardising, in training as in standardize_image:
-    not all zeros (an infinite deviation) nor NaN."""
-    image = np.random.default_rng(0).random((6, 5, 3)) * magnitude
-    images = ImageSet([image], [np.zeros((6, 5), int)])
-    expected = standardize_image(image, np.float64).transpose(2, 0, 1)
-    np.testing.assert_allclose(images.standardized(0, np.float64), expected,
-                               rtol=1e-12, atol=1e-12)
-    patches, _ = sample_patches(images, 3, 5, np.random.RandomState(0),
+@pytest.mark.parametrize("magnitude", [1.0, 255.0, 1e200, 1e304])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_training_standardises_bit_for_bit_as_prediction(magnitude, dtype):
+    """The pixels training sees are exactly those prediction sees, also for
+    values whose sum or squares overflow (finite, so accepted: scaled down
+    first, not all zeros from an infinite deviation, nor NaN)."""
+    rng = np.random.default_rng(0)
+    images = [rng.random((6, 5, 3)) * magnitude,
+              rng.integers(0, 256, (7, 4, 3)).astype(np.uint8),
+              np.full((2, 3, 3), 9.0),
+              # 1/std rounds so that multiplying by it misses one of these
+              # pixels by an ulp in float32 (dividing does not).
+              np.array([80.50029237453802, 80.79407897364938,
+                        51.5325561042142, 28.58013800881416,
+                        5.393070238165643, 38.33688807855182,
+                        40.84732054199986, 4.5275193902445166,
+                        4.875771072716805, 99.91761150650714,
+                        65.23691115879878, 57.01121043129326]).reshape(
+                            2, 2, 3)]
+    images_set = ImageSet(images, [np.zeros(i.shape[:2], int) for i in images])
+    for index, image in enumerate(images):
+        expected = standardize_image(image, dtype).transpose(2, 0, 1)
+        np.testing.assert_array_equal(images_set.standardized(index, dtype),
+                                      expected)
+    patches, _ = sample_patches(images_set, 3, 5, np.random.RandomState(0),
                                 dtype=np.float64)
     assert np.isfinite(patches).all() and np.abs(patches).max() > 0.5
 
