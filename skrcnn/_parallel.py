@@ -76,8 +76,11 @@ def _set_process_wide(library, count):
 def _hold_blas():
     global _threads, _saved_counts
     _threads = blas_threads()
-    _saved_counts = [(library, library.get_num_threads())
-                     for library in _libraries(per_thread=False)]
+    # A library that cannot say its count (None) is left alone.
+    _saved_counts = [(library, count)
+                     for library in _libraries(per_thread=False)
+                     for count in [library.get_num_threads()]
+                     if count is not None]
     for library, _ in _saved_counts:
         _set_process_wide(library, 1)
 
@@ -85,7 +88,9 @@ def _hold_blas():
 def _release_blas():
     global _threads, _saved_counts
     for library, count in _saved_counts:
-        if count is not None:
+        # Put back only the 1 set here: a user's limit set meanwhile (in
+        # another thread) is theirs to undo.
+        if library.get_num_threads() == 1:
             _set_process_wide(library, count)
     _saved_counts, _threads = [], None
 
@@ -104,16 +109,17 @@ def _blas_held_here():
     previous = []
     if depth == 0:
         for library in _libraries(per_thread=True):
-            previous.append((library, library.get_num_threads()))
-            library.set_num_threads(1)
+            count = library.get_num_threads()
+            if count is not None:
+                previous.append((library, count))
+                library.set_num_threads(1)
     _local.held_depth = depth + 1
     try:
         yield
     finally:
         _local.held_depth = depth
         for library, count in previous:
-            if count is not None:
-                library.set_num_threads(count)
+            library.set_num_threads(count)
 
 
 @contextlib.contextmanager

@@ -6,6 +6,8 @@ usable, resolves the user's ``device`` choice, and moves arrays between host
 and device. It imports cleanly on machines without CuPy or CUDA.
 """
 
+import threading
+
 import numpy as np
 
 try:  # CuPy is an optional extra; its absence is the normal case on CPUs.
@@ -18,6 +20,7 @@ DEVICES = ("auto", "cpu", "gpu")
 
 _gpu_visible = None  # cached answer of gpu_available()
 _gpu_problem = None  # why CuPy could not count the devices, if it failed
+_gpu_lock = threading.Lock()  # one probe; other callers wait for its answer
 
 
 def cupy_available():
@@ -40,15 +43,17 @@ def gpu_available():
     kernels and matrix products on it."""
     global _gpu_visible, _gpu_problem
     if _gpu_visible is None:
-        _gpu_visible = False
-        if _cupy is not None:
-            try:
-                if _cupy.cuda.runtime.getDeviceCount() > 0:
-                    _probe_gpu()
-                    _gpu_visible = True
-            except Exception as exc:  # no driver, no device, broken install
-                _gpu_visible = False
-                _gpu_problem = f"{type(exc).__name__}: {exc}"
+        with _gpu_lock:
+            if _gpu_visible is None:
+                visible, problem = False, None
+                if _cupy is not None:
+                    try:
+                        if _cupy.cuda.runtime.getDeviceCount() > 0:
+                            _probe_gpu()
+                            visible = True
+                    except Exception as exc:  # no driver or device, broken
+                        problem = f"{type(exc).__name__}: {exc}"
+                _gpu_problem, _gpu_visible = problem, visible
     return _gpu_visible
 
 

@@ -100,6 +100,34 @@ def test_a_gpu_that_cannot_compile_is_passed_over(monkeypatch):
     assert backend.gpu_available() is True
 
 
+def test_callers_during_the_gpu_probe_wait_for_its_answer(monkeypatch):
+    """The probe compiles a kernel (seconds on a real GPU): a second thread
+    asking meanwhile got 'no GPU' before the first thread's answer."""
+    import threading
+    import time
+    probing = threading.Event()
+
+    def slow_arange(*args, **kwargs):
+        probing.set()
+        time.sleep(0.3)
+        return np.arange(*args, **kwargs)
+    fake = types.SimpleNamespace(
+        cuda=types.SimpleNamespace(runtime=types.SimpleNamespace(
+            getDeviceCount=lambda: 1)),
+        float32=np.float32, arange=slow_arange, ones=np.ones)
+    monkeypatch.setattr(backend, "_cupy", fake)
+    monkeypatch.setattr(backend, "_gpu_visible", None)
+    monkeypatch.setattr(backend, "_gpu_problem", None)
+    answers = []
+    first = threading.Thread(target=lambda: answers.append(
+        backend.gpu_available()))
+    first.start()
+    probing.wait(5)
+    answers.append(backend.resolve_device("auto") == "gpu")
+    first.join()
+    assert answers == [True, True]
+
+
 def test_gpu_available_is_false_without_cupy_consistent():
     if not backend.cupy_available():
         assert backend.gpu_available() is False

@@ -225,6 +225,34 @@ def test_a_caller_growing_the_pool_never_shuts_it_under_another(
     assert errors == [] and len(pools) == 2
 
 
+def test_the_hold_leaves_alone_counts_it_did_not_set(monkeypatch):
+    """A library that cannot tell its count (None) is not held (it would
+    stay at 1); a count someone else changed meanwhile is not put back."""
+    calls = []
+
+    class Library:
+        threading_layer = "pthreads"
+
+        def __init__(self, count):
+            self.count = count
+
+        def get_num_threads(self):
+            return self.count
+
+        def set_num_threads(self, count):
+            calls.append((self, count))
+            self.count = count
+    mute, held, changed = Library(None), Library(4), Library(4)
+    controller = types.SimpleNamespace(
+        lib_controllers=[mute, held, changed], info=lambda: [])
+    monkeypatch.setattr(_parallel, "_controller", controller)
+    with _parallel.parallel_cpu():
+        assert (held.count, changed.count, mute.count) == (1, 1, None)
+        changed.count = 3  # a user's own limit, set in another thread
+    assert (held.count, changed.count, mute.count) == (4, 3, None)
+    assert all(library is not mute for library, _ in calls)
+
+
 # ------------------------------------------------------------ convolution
 
 # (N, C, H, W, O, KH, KW, stride, dilation)
