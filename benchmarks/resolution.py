@@ -2,8 +2,9 @@
 resolution, for shift-and-stitch and for the dense pass.
 
 Takes a fitted model (``--model``: a file of ``skrcnn train`` or of
-``benchmarks/stanford.py --save-model``, or any joblib file of a fitted
-estimator or pipeline ending in one; without it, a model is
+``benchmarks/stanford.py --save-model``, or a joblib file of a fitted
+segmenter; not a pipeline with other steps, whose preprocessing the
+network passes timed here would skip; without it, a model is
 trained here on the canonical fold for ``--train-minutes``) and the
 canonical Stanford fold's test images (``--n-images`` of them: full
 resolution shift-and-stitch is 64 network passes per image). For output
@@ -57,9 +58,12 @@ def main(argv=None):
     model = None
     if args.model:
         try:
-            model = load_model(args.model)[1]  # the segmenter it holds
+            loaded, model = load_model(args.model)[:2]
         except InputError as exc:
             parser.error(f"--model {exc}")
+        if loaded is not model:
+            parser.error(f"--model {args.model}: a pipeline; this benchmark "
+                         "times the segmenter's own passes, give a bare one")
 
     data = load_stanford(args.data_home, parser)
     train, test = canonical_stanford_split(data.filenames)

@@ -20,7 +20,8 @@ import numpy as np
 from ._allocator import retain_freed_memory
 from ._parallel import available_threads, parallel_cpu
 from ._cli_io import (OUTPUT_SUFFIXES, InputError, Progress, check_pictures,
-                      check_unique_stems, check_writable_file, class_name,
+                      check_outputs_spare_inputs, check_unique_stems,
+                      check_writable_file, class_name,
                       collect_images, drop_earlier_outputs, list_images,
                       load_model, name_files, overlay, pair_labels,
                       read_image, read_label_map, save_model, stem,
@@ -199,9 +200,10 @@ def estimator_params(args):
              "random_state": args.seed}
     params = {name: value for name, value in given.items()
               if value is not None}
-    if args.architecture == "plain" and args.instances is None:
+    if (args.architecture == "plain" and args.instances is None
+            and getattr(args, "resume", None) is None):
         # The paper's plain network is not recurrent; 3 instances of it
-        # would need a 36037-pixel context.
+        # would need a 36037-pixel context. A resumed model keeps its own.
         params["n_instances"] = 1
     if args.class_weight is not None:
         params["class_weight"] = (None if args.class_weight == "none"
@@ -402,13 +404,19 @@ def _predict_one(model, image, name, n_instances):
 
 def predict(args, say):
     model, _, _, _ = _prepare(args)
+    if args.output_dir == "":
+        raise InputError("--output-dir: an empty folder name")
     paths, earlier = drop_earlier_outputs(collect_images(args.inputs),
                                           args.output_dir)
     if earlier:
+        more = ", ..." if len(earlier) > 1 else ""
         say(f"skipping {_count(len(earlier), 'file')} that an earlier "
             f"'skrcnn predict' wrote to {args.output_dir} "
-            f"({os.path.basename(earlier[0])}, ...)")
+            f"({os.path.basename(earlier[0])}{more})")
     check_unique_stems(paths)
+    check_outputs_spare_inputs(
+        paths, args.output_dir,
+        OUTPUT_SUFFIXES[:1] if args.no_overlay else OUTPUT_SUFFIXES)
     check_pictures(paths)
     if os.path.exists(args.output_dir) and not os.path.isdir(
             args.output_dir):

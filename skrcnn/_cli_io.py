@@ -112,11 +112,23 @@ def check_unique_stems(paths):
 OUTPUT_SUFFIXES = ("_labels.png", "_overlay.png")
 
 
+def _written_by_predict(path):
+    """Whether ``path`` is a PNG that 'skrcnn predict' wrote (its mark)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as picture:
+            return picture.format == "PNG" and \
+                picture.info.get(OUTPUT_MARK[0]) == OUTPUT_MARK[1]
+    except Exception:  # unreadable: not ours; check_pictures names it
+        return False
+
+
 def drop_earlier_outputs(paths, output_dir):
-    """``paths`` without the files in ``output_dir`` that are 'skrcnn
-    predict' outputs of another input (``x_labels.png``, ``x_overlay.png``
-    beside ``x.jpg``): an earlier run into the input folder left them.
-    Returns (kept paths, dropped paths)."""
+    """``paths`` without the label maps and overlays that an earlier
+    'skrcnn predict' wrote to ``output_dir`` for another of the inputs
+    (``x_labels.png``, ``x_overlay.png`` beside ``x.jpg``, carrying its
+    mark). Returns (kept paths, dropped paths)."""
     folder = os.path.realpath(output_dir)
     stems = {stem(path) for path in paths}
     kept, dropped = [], []
@@ -124,9 +136,22 @@ def drop_earlier_outputs(paths, output_dir):
         name = os.path.basename(path)
         earlier = (os.path.realpath(os.path.dirname(path)) == folder and any(
             name.endswith(suffix) and name[:-len(suffix)] in stems
-            for suffix in OUTPUT_SUFFIXES))
+            for suffix in OUTPUT_SUFFIXES) and _written_by_predict(path))
         (dropped if earlier else kept).append(path)
     return kept, dropped
+
+
+def check_outputs_spare_inputs(paths, output_dir, suffixes):
+    """Fail if an output file would overwrite one of the inputs."""
+    inputs = {os.path.realpath(path): path for path in paths}
+    for path in paths:
+        for suffix in suffixes:
+            output = os.path.join(output_dir, stem(path) + suffix)
+            if os.path.realpath(output) in inputs:
+                raise InputError(
+                    f"{inputs[os.path.realpath(output)]}: an input, would "
+                    f"be overwritten by the output {output} of {path}; "
+                    "choose another --output-dir or rename it")
 
 
 def pair_labels(image_paths, labels_folder):
@@ -325,9 +350,18 @@ def write_label_png(path, labels):
     _save_picture(picture, path)
 
 
+#: A PNG text chunk marking the pictures 'skrcnn predict' writes, so that a
+#: later run into the same folder knows them from the user's images.
+OUTPUT_MARK = ("Software", "skrcnn predict")
+
+
 def _save_picture(picture, path):
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text(*OUTPUT_MARK)
     try:
-        picture.save(path, format="PNG")
+        picture.save(path, format="PNG", pnginfo=info)
     except OSError as exc:
         raise InputError(f"{path}: cannot write ({exc.strerror or exc})") \
             from None
@@ -405,7 +439,7 @@ def save_model(path, model, class_names=None, training=None):
 
 def check_writable_file(path, example="model.joblib"):
     """Fail early (before long work) when ``path`` cannot be written."""
-    if not str(path).strip():
+    if str(path) == "":
         raise InputError(f"an empty file name; give one such as {example}")
     if os.path.isdir(path):
         raise InputError(f"{path}: is a folder; give a file name such as "

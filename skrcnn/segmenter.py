@@ -420,7 +420,8 @@ class RecurrentCNNSegmenter(BaseEstimator):
         if classes is not None:
             given = np.asarray(classes)
             # Whole-number floats pass, as they do in y.
-            whole = given.dtype.kind in "iu" or (
+            whole = (given.dtype.kind in "iu"
+                     and given.max(initial=0) <= np.iinfo(np.int64).max) or (
                 given.dtype.kind == "f" and np.isfinite(given).all()
                 and (given == np.round(given)).all()
                 and (np.abs(given) < 2 ** 53).all())
@@ -1010,9 +1011,9 @@ def _map_arrays(tree, function):
 
 
 def _mebibytes(count):
-    """A byte count for people: '12 MiB', or '0.001 MiB' under 1 MiB."""
+    """A byte count for people: '12 MiB', or '1000 bytes' under 1 MiB."""
     value = count / 2 ** 20
-    return f"{value:.0f} MiB" if value >= 1 else f"{value:.2g} MiB"
+    return f"{value:.0f} MiB" if value >= 1 else f"{int(count)} bytes"
 
 
 class _History:

@@ -141,6 +141,20 @@ def test_train_plain_runs_one_instance_unless_told(tmp_path, capsys):
     assert code == 2 and "images must be at least 256x256" in err
 
 
+def test_resuming_a_plain_model_keeps_its_instances():
+    """The 1-instance default of --architecture plain is for new models: a
+    resumed plain model of 2 instances stays at 2."""
+    from skrcnn._cli_commands import estimator_params
+    from skrcnn.cli import build_parser
+    parser = build_parser()
+    new = parser.parse_args(["train", "--dataset", "scenes", "-o", "m",
+                             "--architecture", "plain"])
+    assert estimator_params(new)["n_instances"] == 1
+    resumed = parser.parse_args(["train", "--dataset", "scenes", "-o", "m",
+                                 "--architecture", "plain", "--resume", "m"])
+    assert "n_instances" not in estimator_params(resumed)
+
+
 def test_train_quiet_prints_nothing(tmp_path, capsys):
     code, out, err = run(capsys, "train", "--dataset", "scenes",
                          "--n-images", "4", "--epochs", "1", "-q", "-o",
@@ -532,6 +546,29 @@ def test_predict_into_its_input_folder_skips_its_earlier_outputs(
             for name in os.listdir(tmp_path)} == first
     for name, data in inputs.items():
         assert first[name] == data
+
+
+def test_predict_refuses_to_overwrite_an_input_named_like_an_output(
+        model_file, tmp_path, capsys):
+    """A user's own picture named like an output (not marked as one) is an
+    input; the run is refused rather than writing over it."""
+    images, _ = make_scenes(2, random_state=7, return_X_y=True)
+    Image.fromarray(images[0]).save(tmp_path / "cat.jpg")
+    Image.fromarray(images[1]).save(tmp_path / "cat_overlay.png")
+    before = (tmp_path / "cat_overlay.png").read_bytes()
+    for argv in ([tmp_path], [tmp_path / "cat.jpg",
+                              tmp_path / "cat_overlay.png"]):
+        code, _, err = run(capsys, "predict", "--model", model_file, *argv,
+                           "-o", tmp_path)
+        assert_one_line_error(code, err, "cat_overlay.png: an input, would "
+                              "be overwritten")
+    assert (tmp_path / "cat_overlay.png").read_bytes() == before
+    assert not (tmp_path / "cat_labels.png").exists()
+    # Without overlays nothing clashes.
+    code, _, err = run(capsys, "predict", "--model", model_file, tmp_path,
+                       "-o", tmp_path, "--no-overlay", "-q")
+    assert code == 0, err
+    assert (tmp_path / "cat_overlay.png").read_bytes() == before
 
 
 def test_predict_quiet_single_image_and_options(model_file, tmp_path,

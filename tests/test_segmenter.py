@@ -286,7 +286,8 @@ def test_partial_fit_runs_one_epoch_and_checks_classes(colour_data):
     # Whole-number floats are integers here, as they are in y; others not.
     model.partial_fit(X[:2], y[:2], classes=np.array([2.0, 0.0, 1.0]))
     assert model.n_iter_ == 3
-    for bad_classes in ([0, 1.5, 2], [0, -1, 2], [0, 0, 1], [], [[0, 1]]):
+    for bad_classes in ([0, 1.5, 2], [0, -1, 2], [0, 0, 1], [], [[0, 1]],
+                        np.array([0, 1, 2 ** 63], np.uint64)):
         with pytest.raises(ValueError, match="classes must be distinct "
                                              "non-negative integers"):
             _model().partial_fit(X[:2], y[:2], classes=bad_classes)
