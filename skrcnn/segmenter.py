@@ -382,6 +382,8 @@ class RecurrentCNNSegmenter(BaseEstimator):
         """
         layers = self._check_params()
         reset = not (self.warm_start and hasattr(self, "coefs_"))
+        if not reset:
+            self._check_same_architecture(layers)
         images, targets, classes = self._validate_data(X, y, layers, reset)
         soft = self._validate_teacher_proba(teacher_proba, images, classes)
         class_weight = resolve_class_weight(self.class_weight, classes,
@@ -417,6 +419,8 @@ class RecurrentCNNSegmenter(BaseEstimator):
                 "compute_class_weight('balanced', classes=..., y=...) on the "
                 "labelled pixels of the whole training set")
         first = not hasattr(self, "coefs_")
+        if not first:
+            self._check_same_architecture(layers)
         if classes is not None:
             given = np.asarray(classes)
             # Whole-number floats pass, as they do in y.
@@ -501,10 +505,7 @@ class RecurrentCNNSegmenter(BaseEstimator):
             history = _History()
             solver_state = None
         else:
-            if tuple(self.layers_) != tuple(layers):
-                raise ValueError(
-                    f"the architecture changed since the model was fitted "
-                    f"({self.layers_} -> {layers}); fit without warm_start")
+            self._check_same_architecture(layers)
             random_state = copy.deepcopy(self._random_state)
             # Training goes on from the unaveraged weights, when coefs_
             # holds an average of them.
@@ -531,6 +532,12 @@ class RecurrentCNNSegmenter(BaseEstimator):
                       self._weight_average(reset, xp),
                       None if reset else getattr(self, "_validation_split",
                                                  None))
+
+    def _check_same_architecture(self, layers):
+        if tuple(self.layers_) != tuple(layers):
+            raise ValueError(
+                f"the architecture changed since the model was fitted "
+                f"({self.layers_} -> {layers}); fit without warm_start")
 
     def _weight_average(self, reset, xp):
         """The running average of this run: None without

@@ -409,6 +409,20 @@ def test_warm_start_continues_training(colour_data):
     assert cold.n_iter_ == 2
 
 
+def test_a_changed_architecture_is_named_before_the_images_are_checked(
+        colour_data):
+    """plain's stride 16 makes the small images too small; the error to
+    see is the architecture change, not the image size."""
+    (X, y), _ = colour_data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = _model(max_iter=1, warm_start=True, n_instances=2).fit(X, y)
+    model.set_params(architecture="plain")
+    for call in (model.fit, model.partial_fit):
+        with pytest.raises(ValueError, match="the architecture changed"):
+            call(X, y)
+
+
 def test_early_stopping_restores_the_best_weights(colour_data):
     (X, y), _ = colour_data
     # tol=1 can never be beaten: the first epoch stays best, training stops
