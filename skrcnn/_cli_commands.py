@@ -178,6 +178,37 @@ _FIXED_ON_RESUME = {"architecture": "--architecture",
                     "hidden_sizes": "--hidden-sizes"}
 
 
+#: The option of each estimator parameter the command line sets, for its
+#: messages (the estimator names its parameters the Python way).
+_OPTIONS = {"architecture": "--architecture", "hidden_sizes": "--hidden-sizes",
+            "n_instances": "--instances", "instance_schedule": "--schedule",
+            "instance_loss": "--instance-loss", "sampling": "--sampling",
+            "solver": "--solver", "learning_rate": "--learning-rate",
+            "weight_averaging": "--weight-averaging",
+            "batch_size": "--batch-size",
+            "patches_per_epoch": "--patches-per-epoch", "max_iter": "--epochs",
+            "device": "--device", "horizontal_flip": "--horizontal-flip",
+            "distillation_weight": "--distillation-weight",
+            "early_stopping": "--early-stopping",
+            "validation_fraction": "--validation-fraction",
+            "n_iter_no_change": "--patience", "random_state": "--seed",
+            "class_weight": "--class-weight", "crop_size": "--crop-size",
+            "scale_range": "--scale-range",
+            "output_resolution": "--resolution", "inference": "--inference",
+            "test_time_flip": "--test-time-flip",
+            "test_time_scales": "--test-time-scales"}
+
+
+def _parameter_error(exc):
+    """An estimator's parameter error, in the command line's option names
+    where the message starts with a parameter name."""
+    message = str(exc)
+    name = message.split(" ", 1)[0].split("=", 1)[0]
+    if name in _OPTIONS:
+        message = _OPTIONS[name] + message[len(name):]
+    return InputError(message)
+
+
 def estimator_params(args):
     """The estimator parameters of the options given on the command line
     (an option left out is None in ``args`` and is not in the result)."""
@@ -280,7 +311,7 @@ def train(args, say):
         segmenter._check_params()
         device = resolve_device(segmenter.device)
     except ValueError as exc:
-        raise InputError(str(exc)) from None
+        raise _parameter_error(exc) from None
     # A bad teacher file fails before the data is read.
     teacher = None if args.teacher is None else load_model(args.teacher)
     if teacher is not None and segmenter.instance_loss != "last":
@@ -390,7 +421,7 @@ def _prepare(args):
             from .backend import resolve_device
             resolve_device(args.device)
     except ValueError as exc:
-        raise InputError(str(exc)) from None
+        raise _parameter_error(exc) from None
     return model, segmenter, class_names, training
 
 

@@ -892,10 +892,11 @@ def _bad_inputs(tmp_path, model_file):
                               tmp_path / "none" / "m.joblib"],
          "does not exist"),
         ("bad hidden sizes", ["train", "--dataset", "scenes", "-o", out,
-                              "--hidden-sizes", "4"], "hidden_sizes"),
+                              "--hidden-sizes", "4"],
+         "--hidden-sizes must be 2 positive integers"),
         ("scales reversed", ["train", "--dataset", "scenes", "-o", out,
                              "--scale-range", "1.25", "0.8"],
-         r"scale_range must be None or a pair (low, high) of real numbers "
+         r"--scale-range must be None or a pair (low, high) of real numbers "
          r"with 0 < low <= high, got (1.25, 0.8)"),
         ("json folder missing", ["evaluate", "--model", model_file,
                                  "--dataset", "scenes", "--json",
