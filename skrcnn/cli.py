@@ -24,6 +24,7 @@ file conventions (label PNGs, model files) are in :mod:`skrcnn._cli_io`.
 import argparse
 import contextlib
 import inspect
+import os
 import sys
 import warnings
 
@@ -424,6 +425,15 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("skrcnn: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away ('skrcnn evaluate | head'): stop quietly, as
+        # other tools do, and keep Python from failing again on the final
+        # flush of stdout.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass  # a stdout without a file descriptor (captured in tests)
+        return 141  # 128 + SIGPIPE, as a shell reports a piped tool
     except (InputError, ValueError, TypeError, OSError) as exc:
         if args.debug:
             raise

@@ -650,6 +650,19 @@ def test_evaluate_notes_when_model_and_data_name_labels_otherwise(
     assert code == 0 and "note" not in err
 
 
+def test_a_reader_that_goes_away_ends_the_run_quietly(capsys, monkeypatch):
+    """'skrcnn evaluate | head -1': the write that finds the pipe closed
+    ends the run with SIGPIPE's status 141 and no error line."""
+    from skrcnn import _cli_commands
+
+    def reader_gone(args, say):
+        raise BrokenPipeError(32, "Broken pipe")
+    monkeypatch.setattr(_cli_commands, "evaluate", reader_gone)
+    code, out, err = run(capsys, "evaluate", "--model", "m.joblib",
+                         "--dataset", "scenes")
+    assert (code, err) == (141, "")
+
+
 def test_evaluate_with_test_time_flip_scores_the_mirror_averaged_labels(
         model_file, tmp_path, capsys):
     json_path = tmp_path / "scores.json"
