@@ -43,7 +43,8 @@ __all__ = ["SCORERS", "confusion_matrix", "get_scorer", "mean_class_accuracy",
 def _as_maps(y, name):
     """A list of the label maps in ``y`` (no copies)."""
     if isinstance(y, np.ndarray):
-        if y.ndim == 3:
+        if y.ndim == 3 or (y.ndim == 1 and y.dtype == object):
+            # (n, H, W), or the usual container of maps of different sizes
             return list(y)
         if y.ndim == 2:
             raise ValueError(
@@ -134,6 +135,11 @@ def _encoder(labels):
     """
     def fail(values, known, name, index):
         value = int(values[np.argmax(~known)])
+        if value < 0:
+            raise ValueError(f"{name}[{index}] holds the negative label "
+                             f"{value} at a labelled pixel; predictions "
+                             "must be class labels (only y_true may mark "
+                             "pixels unknown)")
         raise ValueError(f"{name}[{index}] holds label {value} at a labelled "
                          f"pixel, which is not in labels {labels.tolist()}")
 

@@ -64,6 +64,12 @@ def standardization(image):
         values = values / divisor
         mean = values.mean()
         std = values.std()
+    # A constant image whose mean rounds off the constant has a deviation
+    # of a few ulps of it (0.1 everywhere: 2.8e-17); that is no variation,
+    # and dividing by it would make the image all +1 or -1.
+    if std <= 16 * np.finfo(np.float64).eps * abs(mean):
+        # Centred on a pixel's own value, a constant image is exactly 0.
+        mean, std = (values.flat[0] if values.size else mean), 0.0
     return divisor, float(mean), float(std)
 
 

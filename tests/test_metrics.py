@@ -228,7 +228,8 @@ def test_error_prediction_not_in_labels():
 
 def test_error_negative_prediction_at_labelled_pixel():
     y_pred = [Y_PRED[0], np.array([[2, -1], [0, 0]])]
-    with pytest.raises(ValueError, match=esc("y_pred[1] holds label -1")):
+    with pytest.raises(ValueError, match=esc("y_pred[1] holds the negative "
+                                             "label -1")):
         mean_iou(Y_TRUE, y_pred)
 
 
@@ -389,3 +390,16 @@ def test_grid_search_multimetric():
     # everything labelled class 0: recalls 1, 0, 0
     assert search.cv_results_["mean_test_mean_class_accuracy"][1] \
         == pytest.approx(1 / 3)
+
+
+def test_maps_of_different_sizes_in_an_object_array_are_accepted():
+    """The usual container of maps of different sizes, as the estimator
+    takes for y (cross_val_score with these scorers gave nan folds)."""
+    truth = np.empty(2, dtype=object)
+    truth[0], truth[1] = np.array([[0, 1], [1, -1]]), np.zeros((3, 3), int)
+    guess = np.empty(2, dtype=object)
+    guess[0], guess[1] = np.array([[0, 0], [1, 1]]), np.zeros((3, 3), int)
+    # 9 + 2 of the 12 labelled pixels are right.
+    assert pixel_accuracy(truth, guess) == pytest.approx(11 / 12)
+    assert pixel_accuracy(list(truth), list(guess)) == pixel_accuracy(
+        truth, guess)

@@ -57,8 +57,12 @@ def test_zero_mean_unit_variance_over_all_channels():
 
 
 def test_constant_image_becomes_zeros():
+    # 0.1 and 123.456: constants whose float64 mean rounds off the constant
+    # (they became all +1 or all -1).
     for image in (np.full((4, 5, 3), 7, np.uint8), np.zeros((1, 1, 3)),
-                  np.full((2, 2, 3), -3.5)):
+                  np.full((2, 2, 3), -3.5), np.full((7, 7, 3), 0.1),
+                  np.full((31, 17, 3), 0.1), np.full((7, 7, 3), 123.456),
+                  np.full((240, 320, 3), 77 / 255.0)):
         out = standardize_image(image)
         assert out.dtype == np.float32
         np.testing.assert_array_equal(out, np.zeros(image.shape))

@@ -65,7 +65,7 @@ def test_training_standardises_bit_for_bit_as_prediction(magnitude, dtype):
     rng = np.random.default_rng(0)
     images = [rng.random((6, 5, 3)) * magnitude,
               rng.integers(0, 256, (7, 4, 3)).astype(np.uint8),
-              np.full((2, 3, 3), 9.0),
+              np.full((2, 3, 3), 9.0), np.full((3, 2, 3), 0.1),
               # 1/std rounds so that multiplying by it misses one of these
               # pixels by an ulp in float32 (dividing does not).
               np.array([80.50029237453802, 80.79407897364938,
