@@ -56,17 +56,25 @@ def test_gpu_requested_without_cupy_mentions_install(monkeypatch):
     assert backend.array_module("cpu") is np
 
 
+def _use_fake_cupy(monkeypatch, count=lambda: 1, arange=np.arange):
+    """A stand-in CuPy (NumPy doing its kernels) whose device count and
+    first kernel are ``count`` and ``arange``; detection starts afresh."""
+    fake = types.SimpleNamespace(
+        cuda=types.SimpleNamespace(runtime=types.SimpleNamespace(
+            getDeviceCount=count)),
+        float32=np.float32, arange=arange, ones=np.ones)
+    monkeypatch.setattr(backend, "_cupy", fake)
+    monkeypatch.setattr(backend, "_gpu_visible", None)
+    monkeypatch.setattr(backend, "_gpu_problem", None)
+
+
 def test_a_cuda_failure_is_named_in_the_gpu_error(monkeypatch):
     """E.g. a driver too old for the CUDA version CuPy was built for: the
     error says what CUDA said, not only that no GPU was seen."""
     def failing_count():
         raise RuntimeError("cudaErrorInsufficientDriver: CUDA driver version "
                            "is insufficient for CUDA runtime version")
-    fake = types.SimpleNamespace(cuda=types.SimpleNamespace(
-        runtime=types.SimpleNamespace(getDeviceCount=failing_count)))
-    monkeypatch.setattr(backend, "_cupy", fake)
-    monkeypatch.setattr(backend, "_gpu_visible", None)
-    monkeypatch.setattr(backend, "_gpu_problem", None)
+    _use_fake_cupy(monkeypatch, count=failing_count)
     assert backend.gpu_available() is False
     assert backend.resolve_device("auto") == "cpu"
     with pytest.raises(ValueError, match=r"CuPy cannot use CUDA \(RuntimeError: "
@@ -80,23 +88,13 @@ def test_a_gpu_that_cannot_compile_is_passed_over(monkeypatch):
     def no_nvrtc(*args, **kwargs):
         raise RuntimeError("CompileException: libnvrtc.so.13: cannot open "
                            "shared object file")
-    fake = types.SimpleNamespace(
-        cuda=types.SimpleNamespace(runtime=types.SimpleNamespace(
-            getDeviceCount=lambda: 1)),
-        float32=np.float32, arange=no_nvrtc, ones=no_nvrtc)
-    monkeypatch.setattr(backend, "_cupy", fake)
-    monkeypatch.setattr(backend, "_gpu_visible", None)
-    monkeypatch.setattr(backend, "_gpu_problem", None)
+    _use_fake_cupy(monkeypatch, arange=no_nvrtc)
     assert backend.gpu_available() is False
     assert backend.resolve_device("auto") == "cpu"
     with pytest.raises(ValueError, match=r"CuPy cannot use CUDA "
                        r"\(RuntimeError: CompileException: libnvrtc"):
         backend.resolve_device("gpu")
-    # A working one (NumPy standing in for CuPy's kernels) is used.
-    working = types.SimpleNamespace(
-        cuda=fake.cuda, float32=np.float32, arange=np.arange, ones=np.ones)
-    monkeypatch.setattr(backend, "_cupy", working)
-    monkeypatch.setattr(backend, "_gpu_visible", None)
+    _use_fake_cupy(monkeypatch)  # a working one is used
     assert backend.gpu_available() is True
 
 
@@ -111,13 +109,7 @@ def test_callers_during_the_gpu_probe_wait_for_its_answer(monkeypatch):
         probing.set()
         time.sleep(0.3)
         return np.arange(*args, **kwargs)
-    fake = types.SimpleNamespace(
-        cuda=types.SimpleNamespace(runtime=types.SimpleNamespace(
-            getDeviceCount=lambda: 1)),
-        float32=np.float32, arange=slow_arange, ones=np.ones)
-    monkeypatch.setattr(backend, "_cupy", fake)
-    monkeypatch.setattr(backend, "_gpu_visible", None)
-    monkeypatch.setattr(backend, "_gpu_problem", None)
+    _use_fake_cupy(monkeypatch, arange=slow_arange)
     answers = []
     first = threading.Thread(target=lambda: answers.append(
         backend.gpu_available()))
