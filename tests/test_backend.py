@@ -68,31 +68,31 @@ def _use_fake_cupy(monkeypatch, count=lambda: 1, arange=np.arange):
     monkeypatch.setattr(backend, "_gpu_problem", None)
 
 
-def test_a_cuda_failure_is_named_in_the_gpu_error(monkeypatch):
-    """E.g. a driver too old for the CUDA version CuPy was built for: the
-    error says what CUDA said, not only that no GPU was seen."""
-    def failing_count():
-        raise RuntimeError("cudaErrorInsufficientDriver: CUDA driver version "
-                           "is insufficient for CUDA runtime version")
-    _use_fake_cupy(monkeypatch, count=failing_count)
-    assert backend.gpu_available() is False
-    assert backend.resolve_device("auto") == "cpu"
-    with pytest.raises(ValueError, match=r"CuPy cannot use CUDA \(RuntimeError: "
-                       r"cudaErrorInsufficientDriver: .*\); use device='cpu'"):
-        backend.resolve_device("gpu")
+def _fails(message):
+    def fail(*args, **kwargs):
+        raise RuntimeError(message)
+    return fail
 
 
-def test_a_gpu_that_cannot_compile_is_passed_over(monkeypatch):
-    """cupy-cuda13x without the CUDA libraries counts the device with the
-    driver alone, then fails at its first kernel: 'auto' must not pick it."""
-    def no_nvrtc(*args, **kwargs):
-        raise RuntimeError("CompileException: libnvrtc.so.13: cannot open "
-                           "shared object file")
-    _use_fake_cupy(monkeypatch, arange=no_nvrtc)
+@pytest.mark.parametrize("broken, said", [
+    # A driver too old for the CUDA version CuPy was built for: the error
+    # says what CUDA said, not only that no GPU was seen.
+    (dict(count=_fails("cudaErrorInsufficientDriver: CUDA driver version "
+                       "is insufficient for CUDA runtime version")),
+     "cudaErrorInsufficientDriver: "),
+    # cupy-cuda13x without the CUDA libraries counts the device with the
+    # driver alone, then fails at its first kernel: 'auto' must not pick it.
+    (dict(arange=_fails("CompileException: libnvrtc.so.13: cannot open "
+                        "shared object file")),
+     "CompileException: libnvrtc"),
+], ids=["old driver", "no CUDA libraries"])
+def test_an_unusable_gpu_is_passed_over_and_named(monkeypatch, broken,
+                                                  said):
+    _use_fake_cupy(monkeypatch, **broken)
     assert backend.gpu_available() is False
     assert backend.resolve_device("auto") == "cpu"
     with pytest.raises(ValueError, match=r"CuPy cannot use CUDA "
-                       r"\(RuntimeError: CompileException: libnvrtc"):
+                       r"\(RuntimeError: " + said + r".*\); use device='cpu'"):
         backend.resolve_device("gpu")
     _use_fake_cupy(monkeypatch)  # a working one is used
     assert backend.gpu_available() is True
