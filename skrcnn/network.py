@@ -22,8 +22,6 @@ runs on the RGB planes alone with the matching slice of the weights: the
 same result for a fraction of the work.
 """
 
-import numbers
-
 import numpy as np
 
 from .architecture import (CLASSES, instance_output_size, instance_stride,
@@ -31,6 +29,7 @@ from .architecture import (CLASSES, instance_output_size, instance_stride,
 from .autograd import Variable
 from .functions import (avg_pool2d, channel_slice, concat, conv2d, crop,
                         max_pool2d, tanh)
+from ._validation import check_positive_int
 
 N_COLOURS = 3
 
@@ -155,10 +154,7 @@ class RecurrentNetwork:
         if rgb.shape[1] != N_COLOURS:
             raise ValueError(f"rgb must have {N_COLOURS} channels, got shape "
                              f"{tuple(rgb.shape)}")
-        if isinstance(n_instances, bool) or not isinstance(
-                n_instances, numbers.Integral) or n_instances < 1:
-            raise ValueError(f"n_instances must be an integer >= 1, got "
-                             f"{n_instances!r}")
+        check_positive_int("n_instances", n_instances)
         strides = self.output_strides(n_instances)
         if output_stride is None:
             output_stride = 1 if dense else strides[-1]
