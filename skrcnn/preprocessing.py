@@ -33,13 +33,7 @@ def standardize_image(image, dtype=np.float32):
         A new array; ``image`` is not modified. A constant image becomes all
         zeros.
     """
-    divisor, mean, std = standardization(image)
-    scaled = np.asarray(image, dtype=np.float64)
-    if divisor != 1:
-        scaled = scaled / divisor
-    scaled = scaled - mean
-    if std > 0:
-        scaled /= std
+    scaled = apply_standardization(image, standardization(image))
     return scaled.astype(dtype, copy=False)
 
 
@@ -71,6 +65,20 @@ def standardization(image):
         # Centred on a pixel's own value, a constant image is exactly 0.
         mean, std = (values.flat[0] if values.size else mean), 0.0
     return divisor, float(mean), float(std)
+
+
+def apply_standardization(values, statistics):
+    """``values`` (an image or some of its pixels) standardised with the
+    image's :func:`standardization` ``statistics``, as float64: the same
+    bits whichever pixels are taken."""
+    divisor, mean, std = statistics
+    scaled = np.asarray(values, dtype=np.float64)
+    if divisor != 1:
+        scaled = scaled / divisor
+    scaled = scaled - mean
+    if std > 0:
+        scaled /= std
+    return scaled
 
 
 def scaled_shape(shape, factor):

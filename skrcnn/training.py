@@ -26,8 +26,9 @@ import numpy as np
 from .architecture import instance_output_size, instance_stride, patch_size
 from .autograd import Variable
 from .functions import softmax_cross_entropy, weighted_sum
-from .preprocessing import (resample_bilinear, resize_image, resize_labels,
-                            scaled_shape, standardization)
+from .preprocessing import (apply_standardization, resample_bilinear,
+                            resize_image, resize_labels, scaled_shape,
+                            standardization)
 
 
 class ImageSet:
@@ -49,14 +50,9 @@ class ImageSet:
         self.images = images
         self.targets = targets
         self.soft_targets = soft_targets
-        # The statistics prediction uses (standardize_image), so huge values
-        # are scaled down the same way.
-        stats = np.array([standardization(image) for image in images],
-                         dtype=np.float64).reshape(-1, 3)
-        self.divisors, self.means, stds = stats.T
-        # A constant image is only centred. Dividing (not multiplying by
-        # the reciprocal) keeps training's pixels bit for bit prediction's.
-        self.stds = np.where(stds > 0, stds, 1.0)
+        # The statistics prediction uses (standardize_image), applied the
+        # same way: training sees prediction's pixels, bit for bit.
+        self.statistics = [standardization(image) for image in images]
         self.labelled = [np.flatnonzero(t.ravel() >= 0) for t in targets]
         self.usable = np.array([i for i, idx in enumerate(self.labelled)
                                 if idx.size])
@@ -92,17 +88,10 @@ class ImageSet:
             return soft.at(rows, cols)
         return soft[np.ix_(rows, cols)]
 
-    def standardize(self, index, values):
-        """Pixels ``values`` of image ``index`` standardised with its
-        statistics, as float64."""
-        values = np.asarray(values, dtype=np.float64)
-        if self.divisors[index] != 1:
-            values = values / self.divisors[index]
-        return (values - self.means[index]) / self.stds[index]
-
     def standardized(self, index, dtype=np.float32):
         """Image ``index`` as a standardised (3, H, W) array."""
-        scaled = self.standardize(index, self.images[index])
+        scaled = apply_standardization(self.images[index],
+                                       self.statistics[index])
         return np.ascontiguousarray(scaled.transpose(2, 0, 1), dtype=dtype)
 
 
@@ -284,7 +273,8 @@ def _cut(image_set, index, top, left, out, mirror=False):
     if overlap is None:
         return
     (rows, cols), (out_rows, out_cols) = overlap
-    window = image_set.standardize(index, image[rows, cols])
+    window = apply_standardization(image[rows, cols],
+                                   image_set.statistics[index])
     out[:, out_rows, out_cols] = window.transpose(2, 0, 1)
 
 
