@@ -173,30 +173,35 @@ def _translated(exc, data):
 #: The weights and sampling of 'skrcnn train' are seeded by default, so
 #: that the same command trains the same model.
 SEED_DEFAULT = 0
-#: Options that define the network: a resumed model keeps its own.
-_FIXED_ON_RESUME = {"architecture": "--architecture",
-                    "hidden_sizes": "--hidden-sizes"}
+#: The argparse destination of every estimator parameter that a training
+#: option gives as it is; its option is ``--`` + the destination with
+#: dashes (``n_iter_no_change`` <- ``--patience``).
+_TRAINING_OPTIONS = {
+    "architecture": "architecture", "hidden_sizes": "hidden_sizes",
+    "n_instances": "instances", "instance_schedule": "schedule",
+    "instance_loss": "instance_loss", "sampling": "sampling",
+    "solver": "solver", "learning_rate": "learning_rate",
+    "weight_averaging": "weight_averaging", "batch_size": "batch_size",
+    "patches_per_epoch": "patches_per_epoch", "max_iter": "epochs",
+    "device": "device", "horizontal_flip": "horizontal_flip",
+    "distillation_weight": "distillation_weight",
+    "early_stopping": "early_stopping",
+    "validation_fraction": "validation_fraction",
+    "n_iter_no_change": "patience", "random_state": "seed"}
+#: The same for the options converted on the way (training) and the
+#: inference options of predict and evaluate.
+_DESTINATIONS = {**_TRAINING_OPTIONS, "class_weight": "class_weight",
+                 "crop_size": "crop_size", "scale_range": "scale_range",
+                 "output_resolution": "resolution", "inference": "inference",
+                 "test_time_flip": "test_time_flip",
+                 "test_time_scales": "test_time_scales"}
+#: Parameters that define the network: a resumed model keeps its own.
+_FIXED_ON_RESUME = ("architecture", "hidden_sizes")
 
 
-#: The option of each estimator parameter the command line sets, for its
-#: messages (the estimator names its parameters the Python way).
-_OPTIONS = {"architecture": "--architecture", "hidden_sizes": "--hidden-sizes",
-            "n_instances": "--instances", "instance_schedule": "--schedule",
-            "instance_loss": "--instance-loss", "sampling": "--sampling",
-            "solver": "--solver", "learning_rate": "--learning-rate",
-            "weight_averaging": "--weight-averaging",
-            "batch_size": "--batch-size",
-            "patches_per_epoch": "--patches-per-epoch", "max_iter": "--epochs",
-            "device": "--device", "horizontal_flip": "--horizontal-flip",
-            "distillation_weight": "--distillation-weight",
-            "early_stopping": "--early-stopping",
-            "validation_fraction": "--validation-fraction",
-            "n_iter_no_change": "--patience", "random_state": "--seed",
-            "class_weight": "--class-weight", "crop_size": "--crop-size",
-            "scale_range": "--scale-range",
-            "output_resolution": "--resolution", "inference": "--inference",
-            "test_time_flip": "--test-time-flip",
-            "test_time_scales": "--test-time-scales"}
+def _option(name):
+    """The command-line option of estimator parameter ``name``."""
+    return "--" + _DESTINATIONS[name].replace("_", "-")
 
 
 def _parameter_error(exc):
@@ -204,33 +209,17 @@ def _parameter_error(exc):
     where the message starts with a parameter name."""
     message = str(exc)
     name = message.split(" ", 1)[0].split("=", 1)[0]
-    if name in _OPTIONS:
-        message = _OPTIONS[name] + message[len(name):]
+    if name in _DESTINATIONS:
+        message = _option(name) + message[len(name):]
     return InputError(message)
 
 
 def estimator_params(args):
     """The estimator parameters of the options given on the command line
     (an option left out is None in ``args`` and is not in the result)."""
-    given = {"architecture": args.architecture,
-             "hidden_sizes": args.hidden_sizes,
-             "n_instances": args.instances,
-             "instance_schedule": args.schedule,
-             "instance_loss": args.instance_loss,
-             "sampling": args.sampling, "solver": args.solver,
-             "learning_rate": args.learning_rate,
-             "weight_averaging": args.weight_averaging,
-             "batch_size": args.batch_size,
-             "patches_per_epoch": args.patches_per_epoch,
-             "max_iter": args.epochs, "device": args.device,
-             "horizontal_flip": args.horizontal_flip,
-             "distillation_weight": args.distillation_weight,
-             "early_stopping": args.early_stopping,
-             "validation_fraction": args.validation_fraction,
-             "n_iter_no_change": args.patience,
-             "random_state": args.seed}
-    params = {name: value for name, value in given.items()
-              if value is not None}
+    params = {name: getattr(args, destination)
+              for name, destination in _TRAINING_OPTIONS.items()
+              if getattr(args, destination) is not None}
     if (args.architecture == "plain" and args.instances is None
             and getattr(args, "resume", None) is None):
         # The paper's plain network is not recurrent; 3 instances of it
@@ -258,7 +247,7 @@ def _resumed_model(path, params):
     from sklearn.base import clone
 
     model, segmenter, class_names, training = load_model(path)
-    for name, option in _FIXED_ON_RESUME.items():
+    for name in _FIXED_ON_RESUME:
         if name not in params:
             continue
         # Compared as layers: hidden_sizes=None and the sizes it stands for
@@ -266,7 +255,8 @@ def _resumed_model(path, params):
         asked = clone(segmenter).set_params(**{name: params[name]})
         if asked._layers() != segmenter._layers():
             raise InputError(
-                f"{option} {_option_text(params[name])}: the model in {path} "
+                f"{_option(name)} {_option_text(params[name])}: the model in "
+                f"{path} "
                 f"has {name}={segmenter.get_params()[name]!r}, and a resumed "
                 "model keeps its network; leave the option out")
     seed = params.get("random_state")

@@ -155,6 +155,24 @@ def test_resuming_a_plain_model_keeps_its_instances():
     assert "n_instances" not in estimator_params(resumed)
 
 
+def test_every_parameter_names_an_option_that_sets_it():
+    """Errors name options as '--' + the argparse destination with dashes;
+    each must be a real option of train, predict or evaluate, with that
+    destination."""
+    from skrcnn import _cli_commands
+    from skrcnn.cli import build_parser
+    commands = next(action for action in build_parser()._actions
+                    if hasattr(action, "choices") and action.choices
+                    and "train" in action.choices).choices
+    destination_of = {option: action.dest
+                      for name in ("train", "predict", "evaluate")
+                      for action in commands[name]._actions
+                      for option in action.option_strings}
+    for parameter, destination in _cli_commands._DESTINATIONS.items():
+        option = _cli_commands._option(parameter)
+        assert destination_of.get(option) == destination, (parameter, option)
+
+
 def test_train_quiet_prints_nothing(tmp_path, capsys):
     code, out, err = run(capsys, "train", "--dataset", "scenes",
                          "--n-images", "4", "--epochs", "1", "-q", "-o",
