@@ -292,6 +292,21 @@ def test_partial_fit_takes_teacher_proba_and_leaves_it_unmodified():
     assert taught.get_params()["distillation_weight"] == 0.5
 
 
+def test_partial_fit_follows_the_teacher():
+    """partial_fit trains on the teacher as fit does: a teacher that swaps
+    classes 0 and 1, at distillation_weight=1, is what the model learns."""
+    X, y = _scenes()
+    swapped = np.where(y == 0, 1, np.where(y == 1, 0, y))
+    teacher = _label_proba(swapped)
+    model = _segmenter(distillation_weight=1.0, learning_rate=3e-3)
+    for _ in range(12):
+        model.partial_fit(X, y, classes=[0, 1, 2], teacher_proba=teacher)
+    predicted = model.predict(X)
+    known = y >= 0
+    assert np.mean(predicted[known] == swapped[known]) > 0.8
+    assert np.mean(predicted[known] == y[known]) < 0.5
+
+
 @pytest.fixture
 def no_training(monkeypatch):
     from skrcnn import RecurrentCNNSegmenter
