@@ -195,15 +195,36 @@ def _softmax_hwc(scores):
 
 @pytest.mark.parametrize("resolution", [1.0, 0.5, 0.25])
 def test_shift_and_stitch_and_dense_inference_agree(fitted, colour_data,
-                                                    resolution):
+                                                    resolution, monkeypatch):
+    import skrcnn.inference as inference
     _, (X, _) = colour_data
     dense = clone(fitted).set_params(output_resolution=resolution)
     shift = clone(fitted).set_params(output_resolution=resolution,
                                      inference="shift")
     for model in (dense, shift):
         _with_fitted_state(model, fitted)
-    np.testing.assert_allclose(dense.predict_proba(X[:2]),
-                               shift.predict_proba(X[:2]), atol=1e-5)
+    passes = []  # (output stride, top, left) of each full-image pass
+    original = inference.pass_scores
+
+    def recording(network, padded, n_instances, stride, top, left, *rest,
+                  **kwargs):
+        passes.append((stride, int(top), int(left)))
+        return original(network, padded, n_instances, stride, top, left,
+                        *rest, **kwargs)
+    monkeypatch.setattr(inference, "pass_scores", recording)
+    from_dense = dense.predict_proba(X[:1])
+    dense_passes, passes[:] = list(passes), []
+    from_shift = shift.predict_proba(X[:1])
+    np.testing.assert_allclose(from_dense, from_shift, atol=1e-5)
+    # SMALL with 2 instances has total stride 4: shift-and-stitch runs one
+    # strided pass per labelled offset (every step-th pixel from the middle
+    # of the first step x step block), the dense pass one dilated pass.
+    step = round(1 / resolution)
+    offsets = range((step - 1) // 2, 4, step)
+    assert sorted(passes) == [(4, top, left) for top in offsets
+                              for left in offsets]
+    first = offsets[0]
+    assert dense_passes == [(step, first, first)]
 
 
 def test_reduced_resolution_keeps_the_labelled_pixels(fitted, colour_data):
