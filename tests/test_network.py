@@ -74,26 +74,30 @@ def test_dense_and_strided_passes_equal_per_patch_evaluation(n_instances):
     net = _network(layers, n_classes=4)
     rng = np.random.default_rng(n_instances)
     side = patch_size(layers, n_instances)
-    image = rng.standard_normal((1, 3, side + 13, side + 6))  # odd, non-square
+    stride = instance_stride(layers) ** n_instances
+    n_out = 2 if n_instances == 3 else 3
+    size = strided_input_size(layers, n_instances, n_out)
+    # Large enough for every shifted strided crop below; odd, non-square.
+    height, width = size + stride + 3, size + stride
+    image = rng.standard_normal((1, 3, height, width))
+    rows, cols = height - side + 1, width - side + 1
     with no_grad():
         dense = net.forward(image, n_instances, dense=True).data
-        assert dense.shape == (1, 4, 14, 7)
-        corners = [(0, 0), (0, 6), (13, 0), (13, 6)]
-        for i, j in corners + [tuple(rng.integers(0, (14, 7))) for _ in range(4)]:
+        assert dense.shape == (1, 4, rows, cols)
+        corners = [(0, 0), (0, cols - 1), (rows - 1, 0), (rows - 1, cols - 1)]
+        for i, j in corners + [tuple(rng.integers(0, (rows, cols)))
+                               for _ in range(4)]:
             patch = image[:, :, i:i + side, j:j + side]
             single = net.forward(patch, n_instances).data
             assert single.shape == (1, 4, 1, 1)
             np.testing.assert_allclose(single[0, :, 0, 0], dense[0, :, i, j],
                                        rtol=0, atol=1e-12)
         # Strided passes on shifted crops interleave into the dense map.
-        stride = instance_stride(layers) ** n_instances
-        n_out = 2 if n_instances == 3 else 3
-        size = strided_input_size(layers, n_instances, n_out)
-        for a, b in [(0, 0), (stride - 1, 1), (1, stride - 1)]:
-            if a + size > image.shape[2] or b + size > image.shape[3]:
-                continue
+        for a, b in [(0, 0), (stride - 1, 1), (1, stride - 1),
+                     (stride, stride)]:
             strided = net.forward(image[:, :, a:a + size, b:b + size],
                                   n_instances).data
+            assert strided.shape == (1, 4, n_out, n_out)
             np.testing.assert_allclose(
                 strided[0], dense[0, :, a:a + stride * n_out:stride,
                                   b:b + stride * n_out:stride],
