@@ -132,15 +132,30 @@ def test_a_shrink_that_loses_every_label_falls_back_to_the_original():
 
 @pytest.mark.filterwarnings(
     "ignore::sklearn.exceptions.ConvergenceWarning")
-def test_fit_with_scale_range_leaves_the_data_alone_and_changes_the_model():
+def test_fit_with_scale_range_leaves_the_data_alone_and_changes_the_model(
+        monkeypatch):
+    from skrcnn.training import ImageSet
     X, y = colour_scenes(6, seed=4)
     X_before, y_before = X.copy(), y.copy()
     params = dict(architecture=(("conv", 4, 3), ("pool", 2), ("tanh",),
                                 ("conv", "classes", 1)),
                   n_instances=2, max_iter=2, patches_per_epoch=32,
                   crop_size=2, random_state=0)
+    factors = []
+    original = ImageSet.rescaled
+
+    def recording(self, index, factor):
+        factors.append(factor)
+        return original(self, index, factor)
+    monkeypatch.setattr(ImageSet, "rescaled", recording)
     plain = RecurrentCNNSegmenter(**params).fit(X, y)
+    assert factors == []
     scaled = RecurrentCNNSegmenter(scale_range=(0.7, 1.4), **params).fit(X, y)
+    # Every training example came from a copy resized by a factor drawn
+    # from the range (log-uniform, so both sides of 1 turn up).
+    assert len(factors) >= 16
+    assert min(factors) >= 0.7 and max(factors) <= 1.4
+    assert min(factors) < 0.95 and max(factors) > 1.05
     np.testing.assert_array_equal(X, X_before)
     np.testing.assert_array_equal(y, y_before)
     assert not np.array_equal(plain.coefs_[0], scaled.coefs_[0])
