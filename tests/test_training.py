@@ -223,6 +223,25 @@ def test_sgd_and_adam_follow_their_update_rules():
     np.testing.assert_allclose(v.data, [0.99], atol=1e-7)
 
 
+def test_adam_follows_kingma_and_ba_over_many_steps():
+    """Five steps with changing gradients against the textbook algorithm
+    (the first step alone is lr * sign(g) whatever the moments do)."""
+    lr, beta_1, beta_2, eps = 0.01, 0.8, 0.95, 1e-8
+    rng = np.random.default_rng(0)
+    grads = rng.standard_normal((5, 3))
+    w = Variable(np.array([0.5, -1.0, 2.0]), requires_grad=True)
+    adam = Adam(lr, beta_1=beta_1, beta_2=beta_2, epsilon=eps)
+    expected, m, v = w.data.copy(), np.zeros(3), np.zeros(3)
+    for t, g in enumerate(grads, start=1):
+        w.grad = g.copy()
+        adam.step([w])
+        m = beta_1 * m + (1 - beta_1) * g
+        v = beta_2 * v + (1 - beta_2) * g ** 2
+        m_hat, v_hat = m / (1 - beta_1 ** t), v / (1 - beta_2 ** t)
+        expected = expected - lr * m_hat / (np.sqrt(v_hat) + eps)
+        np.testing.assert_allclose(w.data, expected, rtol=1e-6, atol=1e-9)
+
+
 @pytest.mark.parametrize("flip", [False, True])
 @pytest.mark.parametrize("n_instances,outputs", [(1, 3), (2, 4)])
 def test_crop_outputs_score_the_claimed_pixels(n_instances, outputs, flip):
