@@ -178,15 +178,23 @@ def test_distil_from_plain_hands_rcnn2_the_plain_network_s_probabilities(
             np.testing.assert_allclose(ours, theirs, atol=1e-3)
 
 
-@pytest.mark.parametrize("argv", [
-    ["--distil-from-plain", "--no-plain"],
-    ["--distil-from-plain", "--no-rcnn2"],
-    ["--distil-from-plain", "--teacher", "t.joblib"],
-    ["--teacher", "t.joblib", "--no-rcnn2"]])
-def test_distillation_options_that_contradict_each_other(argv, capsys):
+@pytest.mark.parametrize("argv,message", [
+    (["--distil-from-plain", "--no-plain"], "not with --no-plain, --no-rcnn2"),
+    (["--distil-from-plain", "--no-rcnn2"], "not with --no-plain, --no-rcnn2"),
+    (["--distil-from-plain", "--teacher", "{teacher}"],
+     "not with --no-plain, --no-rcnn2 or --teacher"),
+    (["--teacher", "{teacher}", "--no-rcnn2"],
+     "--teacher distils into rcnn2: not with --no-rcnn2"),
+    (["--no-plain", "--no-rcnn2"], "leave no model to train"),
+    (["--teacher", "{teacher}", "--instance-loss", "all"],
+     "distillation trains the last instance's scores only")])
+def test_distillation_options_that_contradict_each_other(argv, message,
+                                                         tmp_path, capsys):
+    teacher = tmp_path / "t.joblib"
+    teacher.write_bytes(b"")  # exists: the contradiction is the error
     with pytest.raises(SystemExit):
-        _protocol_args(*argv)
-    assert "--" in capsys.readouterr().err
+        _protocol_args(*[a.format(teacher=teacher) for a in argv])
+    assert message in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("as_model_file", [False, True])
