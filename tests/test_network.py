@@ -39,13 +39,22 @@ def test_rgb_offsets_match_the_reference_alignment():
     assert rgb_crop_offset(38, 23) == 8
 
 
-@pytest.mark.parametrize("bad", [
-    "rcnn3", (), (("pool", 2),), (("conv", 4, 3),),
-    (("conv", 4, 0), ("conv", "classes", 1)),
-    (("conv", "classes", 3), ("conv", "classes", 1)),
-    (("conv", 4, 3), ("relu",), ("conv", "classes", 1))])
-def test_malformed_architectures_are_rejected(bad):
-    with pytest.raises(ValueError, match="architecture|layer"):
+@pytest.mark.parametrize("bad,message", [
+    ("rcnn3", r"architecture must be one of \['plain', 'rcnn1', 'rcnn2'\]"),
+    (3, "architecture must be a name or a sequence of layer specs, got 3"),
+    ((), "the layer list is empty"),
+    ((("pool", 2),), r"the last layer must be \('conv', 'classes', kernel\)"),
+    ((("conv", 4, 3),), "the last layer must be"),
+    ((("conv", 4, 0), ("conv", "classes", 1)),
+     r"layer 0 is \('conv', 4, 0\)"),
+    ((("pool", 2), ("conv", "classes", 1)),
+     r"the first layer must be a convolution, got \('pool', 2\)"),
+    ((("conv", "classes", 3), ("conv", "classes", 1)),
+     "only the last convolution may output 'classes'"),
+    ((("conv", 4, 3), ("relu",), ("conv", "classes", 1)),
+     r"layer 1 is \('relu',\)")])
+def test_malformed_architectures_are_rejected(bad, message):
+    with pytest.raises(ValueError, match=message):
         resolve_layers(bad)
 
 
