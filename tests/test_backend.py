@@ -17,13 +17,23 @@ def test_resolve_cpu():
     assert backend.resolve_device("cpu") == "cpu"
 
 
-def test_resolve_default_is_auto():
-    assert backend.resolve_device() == backend.resolve_device("auto")
+def test_auto_and_the_default_pick_a_working_gpu(monkeypatch):
+    _use_fake_cupy(monkeypatch)
+    assert backend.resolve_device() == "gpu"
+    assert backend.resolve_device("auto") == "gpu"
+    assert backend.resolve_device("cpu") == "cpu"
 
 
-def test_auto_follows_gpu_availability():
-    expected = "gpu" if backend.gpu_available() else "cpu"
-    assert backend.resolve_device("auto") == expected
+@pytest.mark.parametrize("cupy", ["missing", "no device"])
+def test_auto_and_the_default_fall_back_to_the_cpu(monkeypatch, cupy):
+    if cupy == "missing":
+        monkeypatch.setattr(backend, "_cupy", None)
+        monkeypatch.setattr(backend, "_gpu_visible", None)
+        monkeypatch.setattr(backend, "_gpu_problem", None)
+    else:
+        _use_fake_cupy(monkeypatch, count=lambda: 0)
+    assert backend.resolve_device() == "cpu"
+    assert backend.resolve_device("auto") == "cpu"
 
 
 @pytest.mark.parametrize("name", ["cuda", "GPU", "", None, "tpu"])
