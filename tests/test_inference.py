@@ -144,3 +144,16 @@ def test_softmax_is_a_distribution():
     p = softmax(scores)
     np.testing.assert_allclose(p.sum(axis=0), 1.0)
     assert np.all(np.argmax(p, axis=0) == np.argmax(scores, axis=0))
+
+
+def test_softmax_values():
+    # softmax([0, log 3]) = [1/4, 3/4]; shifting every score changes nothing.
+    np.testing.assert_allclose(softmax(np.array([0.0, np.log(3.0)])),
+                               [0.25, 0.75], rtol=1e-12)
+    np.testing.assert_allclose(softmax(np.array([1000.0, 1000.0 + np.log(3)])),
+                               [0.25, 0.75], rtol=1e-12)
+    scores = np.random.default_rng(1).standard_normal((4, 2, 3))
+    direct = np.exp(scores) / np.exp(scores).sum(axis=0)
+    np.testing.assert_allclose(softmax(scores), direct, rtol=1e-12)
+    np.testing.assert_allclose(softmax(scores.transpose(1, 0, 2), axis=1),
+                               direct.transpose(1, 0, 2), rtol=1e-12)
