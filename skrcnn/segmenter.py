@@ -184,7 +184,11 @@ class RecurrentCNNSegmenter(BaseEstimator):
         ``stride ** n_instances``-th pixel of each side, one strided pass an
         image: an unbiased sample) stops improving; the best
         weights are restored. A ``warm_start`` fit on as many images holds
-        out the same ones and keeps the best weights across fits.
+        out the same ones and keeps the best weights across fits: the
+        fitted weights, scored again as this fit scores, compete with the
+        new epochs. ``partial_fit`` (and a fit without early stopping)
+        trains on every image, so the next early-stopping fit draws a new
+        split.
     validation_fraction : float, default=0.1
     n_iter_no_change : int, default=5
         Epochs without an improvement of at least ``tol`` (validation score,
@@ -228,8 +232,12 @@ class RecurrentCNNSegmenter(BaseEstimator):
         Mean training loss per epoch.
     validation_scores_ : list of float or None
         Validation pixel accuracy per epoch (early stopping only; on the
-        pixels of one strided pass, see ``early_stopping``).
+        pixels of one strided pass, see ``early_stopping``). Epochs of
+        ``partial_fit`` have none; an epoch whose scoring Ctrl-C
+        interrupted has NaN.
     best_validation_score_ : float or None
+        The validation score of the fitted weights (the best of the final
+        stage), None when the last training ran without early stopping.
     n_iter_ : int
         Epochs run.
     t_ : int
@@ -584,13 +592,18 @@ class RecurrentCNNSegmenter(BaseEstimator):
     def _run(self, state, train, validation, n_epochs):
         history, start = state.history, time.perf_counter()
         no_improvement, best_params = 0, None
-        if validation is not None and history.best_validation_score is not None:
-            # Going on from a fit that kept its best weights: they are the
-            # ones to come back to unless this run beats them.
-            best_params = _snapshot(state)
         best_loss = min(history.loss_curve, default=np.inf)
         converged = False
         try:
+            if validation is not None and \
+                    history.best_validation_score is not None:
+                # Going on from a fit that kept its best weights: they are
+                # the ones to come back to unless this run beats them. They
+                # are scored again, as this fit scores (n_instances or
+                # weight_averaging may have changed since).
+                history.best_validation_score = self._validation_score(
+                    state, validation)
+                best_params = _snapshot(state)
             for _ in range(n_epochs):
                 n_used = self._instances_this_epoch(history)
                 loss = self._epoch(state, train, n_used)
@@ -600,7 +613,12 @@ class RecurrentCNNSegmenter(BaseEstimator):
                 line = f"Iteration {history.n_iter}, loss = {loss:.5f}"
                 final_stage = n_used == self.n_instances
                 if validation is not None:
-                    score = self._validation_score(state, validation)
+                    try:
+                        score = self._validation_score(state, validation)
+                    except KeyboardInterrupt:
+                        # One score per epoch, even for the one not scored.
+                        history.validation_scores.append(float("nan"))
+                        raise
                     history.validation_scores.append(score)
                     line += f", validation pixel accuracy = {score:.4f}"
                     best = history.best_validation_score
@@ -620,7 +638,8 @@ class RecurrentCNNSegmenter(BaseEstimator):
                     elapsed = time.perf_counter() - start
                     print(f"{line}, {elapsed:.1f} s", file=sys.stdout,
                           flush=True)
-                if no_improvement >= self.n_iter_no_change:
+                # A one-epoch run (partial_fit) has nothing left to stop.
+                if no_improvement >= self.n_iter_no_change and n_epochs > 1:
                     converged = True
                     if self.verbose:
                         print(f"No improvement of at least tol={self.tol} "
@@ -628,12 +647,20 @@ class RecurrentCNNSegmenter(BaseEstimator):
                               "stopping.", flush=True)
                     break
         except KeyboardInterrupt:
+            kept = ("the weights reached so far" if best_params is None else
+                    "the weights of its best validation score")
             warnings.warn(f"training interrupted after {history.n_iter} "
-                          "epochs; the model keeps the weights reached so far",
-                          UserWarning, stacklevel=3)
+                          f"epochs; the model keeps {kept}", UserWarning,
+                          stacklevel=3)
             converged = True
         if best_params is not None:
             _restore(state, best_params)
+        if validation is None:
+            # Trained without held-out images (partial_fit, or a fit without
+            # early stopping): an earlier best score no longer describes the
+            # weights, and its held-out images may have been trained on.
+            history.best_validation_score = None
+            state.validation_split = None
         if not converged and n_epochs > 1:
             advice = ("raise max_iter or n_iter_no_change"
                       if self.early_stopping else

@@ -467,26 +467,31 @@ def test_warm_started_early_stopping_keeps_its_held_out_images_and_best(
     weights kept after each fit are those of the best validation score so
     far (as scikit-learn's MLP with early_stopping and warm_start)."""
     (X, y), _ = colour_data
-    held_out = []
+    held_out, scores = [], []
     original = RecurrentCNNSegmenter._validation_score
 
     def spy(self, state, validation):
         held_out.append(validation)
-        return original(self, state, validation)
+        scores.append(original(self, state, validation))
+        return scores[-1]
     monkeypatch.setattr(RecurrentCNNSegmenter, "_validation_score", spy)
     model = _model(max_iter=1, warm_start=True, early_stopping=True,
                    validation_fraction=0.2, n_iter_no_change=50,
                    learning_rate=5e-2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        for _ in range(5):
+        for k in range(5):
+            best_before = model.best_validation_score_ if k else None
             model.fit(X, y)
             # The weights held score the best score on the held-out images.
             held = types.SimpleNamespace(
                 predicting_network=lambda: model._network()[0], xp=np)
             assert original(model, held, held_out[-1]) == \
                 model.best_validation_score_
-    assert len(held_out) == 5
+            if k:  # a warm fit first scores the weights it goes on from
+                assert scores[-2] == best_before
+    # One epoch each, and the warm fits' scoring of their starting weights.
+    assert len(held_out) == 1 + 2 * 4
     first = np.stack(held_out[0].images)
     for validation in held_out[1:]:
         np.testing.assert_array_equal(np.stack(validation.images), first)
@@ -497,9 +502,10 @@ def test_warm_fit_competes_with_the_fitted_best_not_an_earlier_stage(
         colour_data, monkeypatch):
     """Scores of the staged schedule's P - 1 stage never count as best, on
     the first fit nor when training goes on: the warm fit's 0.6 beats the
-    fitted best 0.5 although a 1-instance epoch once scored 0.9."""
+    fitted best 0.5 although a 1-instance epoch once scored 0.9. (The warm
+    fit first scores the weights it goes on from: the second 0.5.)"""
     (X, y), _ = colour_data
-    scripted = iter([0.9, 0.5, 0.4, 0.6, 0.55])
+    scripted = iter([0.9, 0.5, 0.4, 0.5, 0.6, 0.55])
     monkeypatch.setattr(RecurrentCNNSegmenter, "_validation_score",
                         lambda self, state, validation: next(scripted))
     model = _model(n_instances=2, max_iter=3, warm_start=True,
@@ -518,11 +524,87 @@ def test_warm_fit_competes_with_the_fitted_best_not_an_earlier_stage(
         replay = _model(n_instances=2, max_iter=3, warm_start=True,
                         early_stopping=True, validation_fraction=0.2,
                         n_iter_no_change=50)
-        scripted = iter([0.9, 0.5, 0.4, 0.6])
+        scripted = iter([0.9, 0.5, 0.4, 0.5, 0.6])
         replay.fit(X, y)
         replay.set_params(max_iter=1).fit(X, y)
     for a, b in zip(model.coefs_, replay.coefs_):
         np.testing.assert_array_equal(a, b)
+
+
+def _scripted_scores(monkeypatch, scores, interrupt_at=None):
+    """Validation scores taken from ``scores`` in turn; the
+    ``interrupt_at``-th call raises KeyboardInterrupt (Ctrl-C while the
+    held-out images are scored)."""
+    scripted, calls = iter(scores), []
+
+    def score(self, state, validation):
+        calls.append(1)
+        if len(calls) == interrupt_at:
+            raise KeyboardInterrupt
+        return next(scripted)
+    monkeypatch.setattr(RecurrentCNNSegmenter, "_validation_score", score)
+
+
+def test_partial_fit_forgets_the_best_validation_score(colour_data,
+                                                       monkeypatch):
+    """partial_fit trains on every image, the held-out ones too: the
+    earlier best no longer describes the weights, and is not restored."""
+    (X, y), _ = colour_data
+    _scripted_scores(monkeypatch, [0.5, 0.7, 0.3])
+    model = _model(max_iter=2, warm_start=True, early_stopping=True,
+                   validation_fraction=0.2, n_iter_no_change=50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y)
+        assert model.best_validation_score_ == 0.7
+        model.partial_fit(X, y)
+        assert model.best_validation_score_ is None
+        after_partial = [c.copy() for c in model.coefs_]
+        model.set_params(max_iter=1).fit(X, y)  # new split, scored 0.3
+    assert model.best_validation_score_ == 0.3
+    assert model.n_iter_ == 4 and model.validation_scores_ == [0.5, 0.7, 0.3]
+    assert not np.array_equal(model.coefs_[0], after_partial[0])
+
+
+def test_warm_fit_with_more_instances_scores_its_start_again(colour_data,
+                                                             monkeypatch):
+    """The best of a 1-instance fit is no bar for a 2-instance one: the
+    weights it goes on from are scored with 2 instances (0.2) and lose to
+    its epoch (0.3), which is kept."""
+    (X, y), _ = colour_data
+    _scripted_scores(monkeypatch, [0.6, 0.2, 0.3])
+    model = _model(max_iter=1, warm_start=True, early_stopping=True,
+                   validation_fraction=0.2, n_iter_no_change=50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y)
+        start = [c.copy() for c in model.coefs_]
+        model.set_params(n_instances=2).fit(X, y)
+    assert model.best_validation_score_ == 0.3
+    assert not np.array_equal(model.coefs_[0], start[0])
+
+
+def test_ctrl_c_while_scoring_keeps_the_history_aligned(colour_data,
+                                                        monkeypatch):
+    (X, y), _ = colour_data
+    _scripted_scores(monkeypatch, [0.5, 0.4], interrupt_at=3)
+    with pytest.warns(UserWarning, match="interrupted after 3 epochs; the "
+                      "model keeps the weights of its best validation"):
+        model = _model(max_iter=5, early_stopping=True,
+                       validation_fraction=0.2, n_iter_no_change=50).fit(X, y)
+    assert model.n_iter_ == len(model.loss_curve_) == 3
+    assert model.validation_scores_[:2] == [0.5, 0.4]
+    assert np.isnan(model.validation_scores_[2])
+    assert model.best_validation_score_ == 0.5
+
+
+def test_partial_fit_never_announces_a_stop(colour_data, capsys):
+    (X, y), _ = colour_data
+    model = _model(verbose=1, n_iter_no_change=1, tol=10.0)
+    for _ in range(3):
+        model.partial_fit(X, y, classes=np.unique(y[y >= 0]))
+    out = capsys.readouterr().out
+    assert out.count("Iteration") == 3 and "stopping" not in out
 
 
 def test_verbose_prints_one_line_per_epoch(colour_data, capsys):
