@@ -188,9 +188,10 @@ def _inference_options(command):
                          "setting")
     command.add_argument("--test-time-scales", type=_positive_float,
                          nargs="+", metavar="S",
-                         help="also label each image resized by these "
-                         "factors, e.g. 0.75 1 1.25, and average (the "
-                         "sum of their squares times the time)")
+                         help="label each image resized by these "
+                         "factors, e.g. 0.75 1 1.25 (1: its own size), and "
+                         "average (the sum of their squares times the "
+                         "time)")
     command.add_argument("--device", choices=_CHOICES["device"])
 
 

@@ -169,9 +169,10 @@ class RecurrentCNNSegmenter(BaseEstimator):
         benchmarks/RESULTS.md), for twice the prediction time. The paper:
         False.
     test_time_scales : sequence of float, optional
-        Also label each image resized by each of these factors (bilinear,
+        Label each image resized by each of these factors (bilinear,
         anti-aliased when shrinking; standardised again) and average the
-        class probability maps, each interpolated back to the image's size,
+        class probability maps, each interpolated back to the image's size;
+        the image at its own size counts only when 1 is in the list,
         e.g. ``(0.75, 1, 1.25)``: a little more accurate
         (benchmarks/RESULTS.md), for the sum of the factors squared times
         the prediction time. Combines with
@@ -204,12 +205,15 @@ class RecurrentCNNSegmenter(BaseEstimator):
     verbose : int, default=0
         Print one line per epoch (loss, validation score, elapsed time).
     max_inference_bytes : int, default=805306368
-        Activation memory of one inference pass before it is cut into
-        bands of rows (results are the same). A labelling that would need
-        more even in the thinnest bands (the padded image and one output
-        row's activations; e.g. many instances of a network with a large
-        stride, whose context patch is thousands of pixels wide) is refused
-        with a ValueError before any work.
+        Estimated activation memory of one inference pass before it is cut
+        into bands of rows (results are the same). A labelling that would
+        need more even in the thinnest bands (the padded image and one
+        output row's activations; e.g. many instances of a network with a
+        large stride, whose context patch is thousands of pixels wide) is
+        refused with a ValueError before any work. An estimate, not a cap:
+        the peak can be a few times this on small budgets, and the
+        convolutions' own temporaries (at most 512 MiB over all threads,
+        kept for reuse between calls) come on top.
 
     Attributes
     ----------
@@ -914,8 +918,8 @@ class RecurrentCNNSegmenter(BaseEstimator):
                     f"X[{index}]: labelling this {image.shape[0]}x"
                     f"{image.shape[1]} image{at} with n_instances="
                     f"{n_instances} (a {side}x{side}-pixel context patch) "
-                    f"needs at least {_mebibytes(need)}, over "
-                    f"max_inference_bytes={self.max_inference_bytes} "
+                    f"needs at least {_mebibytes(need)} of activations, "
+                    f"over max_inference_bytes={self.max_inference_bytes} "
                     f"({_mebibytes(self.max_inference_bytes)}); use "
                     "fewer instances or smaller images, or raise "
                     "max_inference_bytes")

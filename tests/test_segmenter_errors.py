@@ -189,8 +189,8 @@ def test_a_labelling_beyond_max_inference_bytes_is_refused_first(
     # patch of several thousand pixels, a pass of more than 768 MiB.
     with pytest.raises(ValueError, match=r"X\[0\]: labelling this 12x14 "
                        r"image with n_instances=12 \(a \d+x\d+-pixel "
-                       r"context patch\) needs at least \d+ MiB, over "
-                       r"max_inference_bytes=805306368"):
+                       r"context patch\) needs at least \d+ MiB of "
+                       r"activations, over max_inference_bytes=805306368"):
         model.predict(X, n_instances=12)
     model.set_params(test_time_scales=(1, 4000))
     with pytest.raises(ValueError, match=r"X\[0\]: labelling this 12x14 "
