@@ -531,6 +531,13 @@ def test_warm_fit_competes_with_the_fitted_best_not_an_earlier_stage(
         np.testing.assert_array_equal(a, b)
 
 
+def _warm_stopper(**params):
+    """A warm-started model with early stopping that never stops early."""
+    return _model(**{**dict(warm_start=True, early_stopping=True,
+                            validation_fraction=0.2, n_iter_no_change=50),
+                     **params})
+
+
 def _scripted_scores(monkeypatch, scores, interrupt_at=None):
     """Validation scores taken from ``scores`` in turn; the
     ``interrupt_at``-th call raises KeyboardInterrupt (Ctrl-C while the
@@ -551,8 +558,7 @@ def test_partial_fit_forgets_the_best_validation_score(colour_data,
     earlier best no longer describes the weights, and is not restored."""
     (X, y), _ = colour_data
     _scripted_scores(monkeypatch, [0.5, 0.7, 0.3])
-    model = _model(max_iter=2, warm_start=True, early_stopping=True,
-                   validation_fraction=0.2, n_iter_no_change=50)
+    model = _warm_stopper(max_iter=2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(X, y)
@@ -573,8 +579,7 @@ def test_warm_fit_with_more_instances_scores_its_start_again(colour_data,
     its epoch (0.3), which is kept."""
     (X, y), _ = colour_data
     _scripted_scores(monkeypatch, [0.6, 0.2, 0.3])
-    model = _model(max_iter=1, warm_start=True, early_stopping=True,
-                   validation_fraction=0.2, n_iter_no_change=50)
+    model = _warm_stopper(max_iter=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(X, y)
