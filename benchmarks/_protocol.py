@@ -1,6 +1,7 @@
 """Shared pieces of the paper benchmarks: training on a time budget,
 scoring a test set, and writing the result tables (JSON + Markdown)."""
 
+import argparse
 import copy
 import json
 import math
@@ -12,7 +13,8 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from skrcnn import RecurrentCNNSegmenter
-from skrcnn._cli_io import load_model
+from skrcnn._cli_io import InputError, check_writable_file, load_model
+from skrcnn.backend import resolve_device
 from skrcnn._validation import resolve_class_weight
 from skrcnn.metrics import confusion_matrix, scores_from_confusion
 
@@ -113,8 +115,12 @@ class Curve:
         self.on_point = on_point
         self.offset = 0.0
         self.points = []
+        # The rate of the last epoch trained: training ends a stage by
+        # putting the base rate back before its last point is added.
+        self.last_rate = None
 
     def __call__(self, stage_seconds):
+        self.last_rate = self.model.learning_rate
         total = self.offset + stage_seconds
         last = self.points[-1]["train_s"] if self.points else 0.0
         if self.every and total - last >= self.every:
@@ -132,7 +138,9 @@ class Curve:
         self.points.append({"train_s": total,
                             "instances": self.model.n_instances,
                             "epochs": self.model.n_iter_,
-                            "learning_rate": self.model.learning_rate,
+                            "learning_rate": (self.model.learning_rate
+                                              if self.last_rate is None
+                                              else self.last_rate),
                             **{k: scores[k] for k in (
                                 "pixel_accuracy", "mean_class_accuracy",
                                 "mean_iou")}})
@@ -218,18 +226,33 @@ def unaveraged(model):
     return last
 
 
-def training_params(args):
-    """The estimator parameters the command line sets."""
-    return dict(sampling=args.sampling, crop_size=args.crop_size,
-                instance_loss=args.instance_loss,
-                horizontal_flip=args.horizontal_flip,
-                scale_range=(tuple(args.scale_range) if args.scale_range
-                             else None),
-                solver=args.solver, momentum=args.momentum,
-                distillation_weight=args.distillation_weight,
-                weight_averaging=args.weight_averaging,
-                learning_rate=args.learning_rate, batch_size=args.batch_size,
-                patches_per_epoch=args.patches_per_epoch, device=args.device)
+def training_params(args, given=None):
+    """The estimator parameters the command line sets (each named as its
+    option's destination); with ``given``, only those of the options given
+    (a set of destinations, see :func:`given_options`)."""
+    params = dict(sampling=args.sampling, crop_size=args.crop_size,
+                  instance_loss=args.instance_loss,
+                  horizontal_flip=args.horizontal_flip,
+                  scale_range=(tuple(args.scale_range) if args.scale_range
+                               else None),
+                  solver=args.solver, momentum=args.momentum,
+                  distillation_weight=args.distillation_weight,
+                  weight_averaging=args.weight_averaging,
+                  learning_rate=args.learning_rate,
+                  batch_size=args.batch_size,
+                  patches_per_epoch=args.patches_per_epoch, device=args.device)
+    if given is None:
+        return params
+    return {name: value for name, value in params.items() if name in given}
+
+
+def given_options(parser, argv):
+    """Destinations of the options on the command line ``argv`` (whatever
+    their value, a default one included)."""
+    probe = copy.deepcopy(parser)
+    for action in probe._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(probe.parse_args(argv)))
 
 
 def class_weights(args, y, classes):
@@ -277,6 +300,9 @@ def rows_for_fold(fold, X_train, y_train, X_test, y_test, n_classes, args,
     decay = {"decay_last": args.decay_last, "decay_factor": args.decay_factor,
              "lr_schedule": args.lr_schedule}
     weights = class_weights(args, y_train, classes)
+    if resumed is not None and "class_weight" not in getattr(
+            args, "given", {"class_weight"}):
+        weights = resumed[0].class_weight  # as the model was trained
     teacher_proba = None
     if args.teacher is not None:
         # A bare estimator or pipeline, or a model file of 'skrcnn train'.
@@ -447,7 +473,8 @@ def add_training_arguments(parser):
                         help="weigh the loss per class: balanced = inverse "
                              "pixel frequency in the fold's training labels, "
                              "sqrt = its square root (the paper: none)")
-    parser.add_argument("--horizontal-flip", action="store_true",
+    parser.add_argument("--horizontal-flip",
+                        action=argparse.BooleanOptionalAction, default=False,
                         help="train on left-right mirrored crops half the "
                              "time")
     parser.add_argument("--scale-range", type=float, nargs=2,
@@ -455,6 +482,10 @@ def add_training_arguments(parser):
                         help="train on crops of images resized by a factor "
                              "drawn log-uniformly in [LOW, HIGH] (the "
                              "paper: none)")
+    parser.add_argument("--no-scale-range", dest="scale_range",
+                        action="store_const", const=None,
+                        help="train on images at their own size (turns off "
+                             "a --resume model's --scale-range)")
     parser.add_argument("--rcnn2-hidden-sizes", type=int, nargs=2,
                         metavar=("NHU1", "NHU2"),
                         help="widths of rcnn2's two hidden convolutions "
@@ -534,7 +565,46 @@ def parse_training_args(parser, argv):
             value = getattr(args, flag[2:].replace("-", "_"))
             parser.error(f"{flag} must be {expected}, got {value:g}")
     args.crop_size = args.crop_size or None  # 0 means whole images
+    args.given = given_options(parser, argv)
+    _check_before_training(parser, args)
     return args
+
+
+def _check_before_training(parser, args):
+    """Usage errors for what would otherwise fail after hours of training:
+    the models' parameters, the device, the output files."""
+    if args.seed < 0:
+        parser.error(f"--seed must be >= 0, got {args.seed}")
+    models = [make_model("rcnn2", 2, args,
+                         hidden_sizes=args.rcnn2_hidden_sizes),
+              make_model("plain", 1, args)]
+    for model in models:
+        model.set_params(test_time_flip=args.test_time_flip,
+                         test_time_scales=args.test_time_scales)
+        try:
+            model._check_params()
+            resolve_device(model.device)
+        except ValueError as exc:
+            parser.error(_option_message(str(exc)))
+    outputs = [("--output", getattr(args, "output", None), ".json"),
+               ("--save-model", getattr(args, "save_model", None), "")]
+    for flag, path, suffix in outputs:
+        if path is None:
+            continue
+        try:
+            check_writable_file(path + suffix)
+        except InputError as exc:
+            parser.error(f"{flag}: {exc}")
+
+
+def _option_message(message):
+    """An estimator's message in the options' names: 'learning_rate must
+    be ...' -> '--learning-rate must be ...'."""
+    name = message.split(" ", 1)[0]
+    if not name.isidentifier():
+        return message
+    option = {"hidden_sizes": "rcnn2_hidden_sizes"}.get(name, name)
+    return "--" + option.replace("_", "-") + message[len(name):]
 
 
 def report(args, rows, references, dataset, start, curves=()):

@@ -26,8 +26,9 @@ import time
 import numpy as np
 from sklearn.base import clone
 
-from skrcnn._cli_io import InputError, load_model
+from skrcnn._cli_io import InputError, check_writable_file, load_model
 from skrcnn.architecture import instance_stride
+from skrcnn.backend import resolve_device
 from skrcnn.metrics import pixel_accuracy
 from skrcnn.model_selection import canonical_stanford_split
 
@@ -55,6 +56,13 @@ def main(argv=None):
         parser.error(f"--n-images must be at least 1, got {args.n_images}")
     if not args.model and args.train_minutes <= 0:
         parser.error("--train-minutes must be > 0 (or give --model)")
+    try:
+        resolve_device(args.device)
+        check_writable_file(args.json, "resolution_results.json")
+    except ValueError as exc:
+        parser.error(f"--device: {exc}")
+    except InputError as exc:
+        parser.error(f"--json: {exc}")
     model = None
     if args.model:
         try:

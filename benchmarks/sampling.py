@@ -31,6 +31,7 @@ import time
 import numpy as np
 
 from skrcnn import RecurrentCNNSegmenter
+from skrcnn._cli_io import InputError, check_writable_file
 from skrcnn.inference import image_scores
 from skrcnn.model_selection import canonical_stanford_split
 from skrcnn.preprocessing import standardize_image
@@ -88,6 +89,19 @@ def main(argv=None):
                      "'cropM' (M >= 1)")
     if args.minutes <= 0:
         parser.error(f"--minutes must be > 0, got {args.minutes:g}")
+    for flag, value in (("--instances", args.instances),
+                        ("--batch-size", args.batch_size),
+                        ("--patches-per-epoch", args.patches_per_epoch)):
+        if value < 1:
+            parser.error(f"{flag} must be at least 1, got {value}")
+    if not args.learning_rate > 0:
+        parser.error(f"--learning-rate must be > 0, got "
+                     f"{args.learning_rate:g}")
+    if args.json is not None:
+        try:
+            check_writable_file(args.json, "sampling.json")
+        except InputError as exc:
+            parser.error(f"--json: {exc}")
 
     data = load_stanford(args.data_home, parser)
     train, test = canonical_stanford_split(data.filenames)

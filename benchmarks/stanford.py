@@ -128,8 +128,9 @@ def load_resumable(path, args, parser):
     if model.architecture != "rcnn2":
         parser.error(f"--resume {path}: an rcnn2 model is needed, this one "
                      f"is {model.architecture!r}")
-    # This run's options (learning rate, flips, crops, ...) apply from here.
-    model.set_params(**training_params(args))
+    # The options given on this command line (learning rate, flips, crops,
+    # ...) apply from here; the others stay as the model was trained.
+    model.set_params(**training_params(args, getattr(args, "given", None)))
     return model, float(saved["train_s"]), saved["curve"]
 
 

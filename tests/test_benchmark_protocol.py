@@ -14,7 +14,8 @@ from scenes import SMALL, colour_scenes
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..",
                                 "benchmarks"))
-from _protocol import (Curve, augmented_rows, evaluate,  # noqa: E402
+from _protocol import (Curve, add_training_arguments,  # noqa: E402
+                       augmented_rows, evaluate, parse_training_args,
                        training_params, train_for)
 from stanford import load_resumable, save_resumable  # noqa: E402
 
@@ -130,6 +131,41 @@ def test_checkpoints_save_the_model_and_resume_from_the_last(tmp_path,
     updates = model.t_ - model.t_ // 4  # 4 epochs of equal steps, 3 saved
     assert (f"belongs to another save of it ({updates} updates, the model "
             f"has {model.t_})") in capsys.readouterr().err
+
+
+def test_resume_keeps_the_saved_options_the_command_line_leaves(tmp_path):
+    """A resumed model trains on with its own learning rate, flips, scales
+    and class weights unless the command line gives others."""
+    from _protocol import rows_for_fold
+    X, y = colour_scenes(3, shape=(16, 16))
+    model = RecurrentCNNSegmenter(
+        hidden_sizes=(2, 2), n_instances=2, crop_size=1, learning_rate=1e-4,
+        horizontal_flip=True, scale_range=(0.8, 1.25), batch_size=2,
+        patches_per_epoch=2, class_weight={0: 1.0, 1: 2.0, 2: 3.0},
+        random_state=0).fit(X, y)
+    path = str(tmp_path / "rcnn2.joblib")
+    save_resumable(path, model, 60.0, [], canonical=True)
+    parser = argparse.ArgumentParser()
+    add_training_arguments(parser)
+
+    def resume(*argv):
+        args = parse_training_args(parser, ["--no-plain", *argv])
+        return args, load_resumable(path, args, parser)
+    _, (kept, _, _) = resume()
+    assert (kept.learning_rate, kept.horizontal_flip, kept.scale_range) == (
+        1e-4, True, (0.8, 1.25))
+    args, (changed, _, _) = resume("--learning-rate", "3e-5",
+                                   "--no-horizontal-flip", "--no-scale-range",
+                                   "--class-weight", "none")
+    assert (changed.learning_rate, changed.horizontal_flip,
+            changed.scale_range) == (3e-5, False, None)
+    # Class weights are set per fold: kept unless --class-weight is given.
+    for argv, weights in [((), {0: 1.0, 1: 2.0, 2: 3.0}),
+                          (("--class-weight", "none"), None)]:
+        args, resumed = resume("--train-minutes", "1e-9", *argv)
+        rows_for_fold(0, X, y, X[:1], y[:1], 3, args, resumed=resumed,
+                      log=lambda line: None)
+        assert resumed[0].class_weight == weights
 
 
 def _protocol_args(*argv):
@@ -268,6 +304,24 @@ def test_step_decay_is_taken_at_each_epoch_s_predicted_middle(monkeypatch):
     assert model.learning_rate == 1.0  # restored after the stage
 
 
+def test_a_stage_s_last_point_carries_the_rate_its_last_epoch_ran_at(
+        monkeypatch):
+    """train_for puts the base rate back when the stage ends; the point
+    added then records the decayed rate the model was trained at."""
+    import _protocol
+    clock = [0.0]
+    monkeypatch.setattr(_protocol.time, "perf_counter", lambda: clock[0])
+    model = _ClockedModel(clock)
+    model.n_instances = 2
+    curve = Curve(model, None, None, [0], minutes=100, log=lambda line: None)
+    train_for(model, None, None, 30.0, [0], log=lambda line: None,
+              checkpoint=curve, decay_last=0.25, decay_factor=0.1)
+    curve.add_scores(30.0, dict(pixel_accuracy=0.5, mean_class_accuracy=0.4,
+                                mean_iou=0.3))
+    assert model.rates[-1] == 0.1 and model.learning_rate == 1.0
+    assert curve.points[-1]["learning_rate"] == 0.1
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--train-minutes", "0"], "--train-minutes must be > 0, got 0"),
     (["--decay-last", "1.5"], "--decay-last must be in [0, 1), got 1.5"),
@@ -280,6 +334,15 @@ def test_step_decay_is_taken_at_each_epoch_s_predicted_middle(monkeypatch):
      "not with --instance-loss all"),
     (["--teacher", "no-such-teacher.joblib"],
      "--teacher no-such-teacher.joblib: no such file"),
+    (["--weight-averaging", "1.5"], "--weight-averaging must be a real "
+     "number in (0, 1), got 1.5"),
+    (["--solver", "sgd", "--momentum", "-1"], "--momentum must be"),
+    (["--scale-range", "1.25", "0.8"], "--scale-range must be"),
+    (["--rcnn2-hidden-sizes", "0", "5"], "--rcnn2-hidden-sizes must be 2 "
+     "positive integers"),
+    (["--device", "foo"], "--device must be one of"),
+    (["--seed", "-1"], "--seed must be >= 0, got -1"),
+    (["--test-time-scales", "0"], "--test-time-scales must be"),
 ])
 def test_bad_training_options_are_refused_before_any_work(argv, message,
                                                           capsys):
@@ -314,6 +377,10 @@ def test_each_stage_s_last_scores_end_its_part_of_the_curve():
     (["--no-plain", "--save-model", "m.joblib", "--no-rcnn2"],
      "--no-plain and --no-rcnn2"),
     (["--save-model", "m.joblib", "--no-rcnn2"], "not with --no-rcnn2"),
+    (["--output", "no-such-folder/run"],
+     "--output: no-such-folder/run.json: folder"),
+    (["--save-model", "no-such-folder/m.joblib"],
+     "--save-model: no-such-folder/m.joblib: folder"),
 ])
 def test_stanford_options_are_checked_before_loading(argv, message,
                                                      monkeypatch, capsys):
