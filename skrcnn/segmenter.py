@@ -54,8 +54,8 @@ class RecurrentCNNSegmenter(BaseEstimator):
     2026-12-02, benchmarks/RESULTS.md): 8x8-output crops reached 57.6%
     test pixel accuracy in 188 CPU seconds and 61.9% in 547, the paper's
     patch sampling in 242 and 1026, whole-image dense sampling (one image a
-    step) in 639 and 1257; the best levels reached were 65.1%, 62.2% and
-    62.0%.
+    step) in 639 and (one epoch past the budget) 1257; the best levels
+    reached within the budget were 64.9%, 62.2% and 60.7%.
 
     Parameters
     ----------
