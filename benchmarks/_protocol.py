@@ -402,14 +402,20 @@ def log_row(row, log=print):
 
 
 def summarise(rows):
-    """Mean over folds per model."""
+    """Per model: the mean of the folds' scores and times (how 5-fold
+    figures are usually reported), and under ``pooled`` the scores of all
+    folds' test pixels together (the summed confusion matrices)."""
     out = []
     for model in dict.fromkeys(r["model"] for r in rows):
         mine = [r for r in rows if r["model"] == model]
+        pooled = scores_from_confusion(np.sum(
+            [np.asarray(r["confusion"]) for r in mine], axis=0))
         out.append({"model": model, "folds": len(mine), **{
             key: float(np.mean([r[key] for r in mine]))
             for key in ("pixel_accuracy", "mean_class_accuracy", "mean_iou",
-                        "train_s", "predict_s_per_image")}})
+                        "train_s", "predict_s_per_image")},
+            "pooled": {key: float(pooled[key]) for key in (
+                "pixel_accuracy", "mean_class_accuracy", "mean_iou")}})
     return out
 
 
@@ -565,7 +571,7 @@ def parse_training_args(parser, argv):
             value = getattr(args, flag[2:].replace("-", "_"))
             parser.error(f"{flag} must be {expected}, got {value:g}")
     args.crop_size = args.crop_size or None  # 0 means whole images
-    args.given = given_options(parser, argv)
+    args.given = sorted(given_options(parser, argv))  # JSON-able
     _check_before_training(parser, args)
     return args
 
@@ -636,6 +642,7 @@ def report(args, rows, references, dataset, start, curves=()):
     if args.weight_averaging:
         options += f", weights averaged (decay {args.weight_averaging:g})"
     title = (f"{dataset}, {args.train_minutes} min per model, "
+             f"{args.solver} at {args.learning_rate:g}, "
              f"{args.sampling} sampling (crops {args.crop_size})"
              f"{', horizontal flips' if args.horizontal_flip else ''}"
              f"{options}{decay}, "

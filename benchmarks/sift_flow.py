@@ -50,7 +50,8 @@ def main(argv=None):
         pick(data.images, test), pick(data.labels, test),
         len(data.class_names), args, plain_hidden=(50, 50),
         log=lambda line: print(line, flush=True))
-    report(args, rows, REFERENCES, "SIFT Flow, 2488/200 split", start,
+    report(args, rows, REFERENCES,
+           f"SIFT Flow, {len(train)}/{len(test)} split", start,
            [(0, curve)])
     return 0
 

@@ -186,7 +186,7 @@ def main(argv=None):
         parser.error("--canonical runs the canonical fold only: not with "
                      "--folds")
     if args.folds is None:
-        args.folds = 5
+        args.folds = 1 if args.canonical else 5
     if not 1 <= args.folds <= 5:
         parser.error(f"--folds must be 1 to 5, got {args.folds}")
     for flag, value in (("--n-train", args.n_train),
@@ -230,6 +230,9 @@ def main(argv=None):
             save(model, trained[-1]["train_s"], curve.points)
     protocol = ("canonical fold 0" if args.canonical
                 else f"{len(folds)} of the 5 paper folds")
+    if args.n_train or args.n_test:
+        protocol += (f" (subset: {args.n_train or 'all'} training / "
+                     f"{args.n_test or 'all'} test images per fold)")
     report(args, rows, REFERENCES, f"Stanford Background, {protocol}", start,
            curves)
     return 0

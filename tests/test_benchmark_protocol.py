@@ -168,6 +168,29 @@ def test_resume_keeps_the_saved_options_the_command_line_leaves(tmp_path):
         assert resumed[0].class_weight == weights
 
 
+def test_summary_gives_the_mean_of_the_folds_and_the_pooled_scores():
+    from _protocol import summarise
+
+    def row(fold, confusion, pixel, class_avg):
+        return {"fold": fold, "model": "m", "pixel_accuracy": pixel,
+                "mean_class_accuracy": class_avg, "mean_iou": 0.0,
+                "train_s": 10.0 * (fold + 1), "predict_s_per_image": 1.0,
+                "confusion": confusion}
+    rows = [row(0, [[8, 2], [0, 10]], 0.9, 0.9),
+            row(1, [[1, 0], [1, 2]], 0.75, (1 + 2 / 3) / 2)]
+    (summary,) = summarise(rows)
+    assert summary["folds"] == 2 and summary["train_s"] == 15.0
+    assert summary["pixel_accuracy"] == pytest.approx(0.825)
+    assert summary["mean_class_accuracy"] == pytest.approx(
+        (0.9 + (1 + 2 / 3) / 2) / 2)
+    # Pooled: [[9, 2], [1, 12]].
+    assert summary["pooled"]["pixel_accuracy"] == pytest.approx(21 / 24)
+    assert summary["pooled"]["mean_class_accuracy"] == pytest.approx(
+        (9 / 11 + 12 / 13) / 2)
+    assert summary["pooled"]["mean_iou"] == pytest.approx(
+        (9 / 12 + 12 / 15) / 2)
+
+
 def _protocol_args(*argv):
     from _protocol import add_training_arguments, parse_training_args
     parser = argparse.ArgumentParser()
