@@ -807,6 +807,60 @@ def test_softmax_cross_entropy_soft_targets_hand_computed():
     assert np.all(sv.grad[1] == 0) and np.all(sv.grad[0] != 0)
 
 
+@pytest.mark.parametrize("shape", [(4, 3), (2, 3, 2, 3)], ids=str)
+def test_softmax_cross_entropy_gradcheck_unnormalised_soft_targets(shape):
+    """Soft rows that do not sum to 1 (float16 teacher probabilities are
+    off by up to 1e-3; validation allows 1e-2): the gradient is still the
+    derivative of the loss returned."""
+    scores, targets = loss_case(shape, seed=_stable_seed(shape) + 7)
+    targets.flat[0] = 0
+    soft = _soft_targets(shape, 21) * np.random.default_rng(22).uniform(
+        0.5, 1.5, (shape[0], 1) + shape[2:])
+    check_gradients(
+        lambda s: softmax_cross_entropy(s, targets, soft_targets=soft,
+                                        soft_weight=0.6),
+        [scores], seed=12, atol=1e-9)
+
+
+def test_softmax_cross_entropy_is_finite_where_log_probabilities_are_not():
+    """A log-probability of -inf where the loss does not look (an ignored
+    position, a class whose soft target is 0) leaves the loss finite."""
+    # float32 scores 4e38 apart: the shifted score overflows to -inf.
+    scores = np.array([[0.0, 1.0], [-2e38, 2e38]], np.float32)
+    with np.errstate(over="ignore"):
+        loss = softmax_cross_entropy(scores, np.array([1, -1]))
+    expected = -np.log(np.exp(1.0) / (1 + np.exp(1.0)))
+    assert float(loss.data) == pytest.approx(expected, rel=1e-6)
+    masked = softmax_cross_entropy(np.array([[0.0, -np.inf]]), np.array([0]),
+                                   soft_targets=np.array([[1.0, 0.0]]),
+                                   soft_weight=0.5)
+    assert float(masked.data) == 0.0
+
+
+def test_softmax_cross_entropy_of_float16_scores_sums_without_overflow():
+    rng = np.random.default_rng(0)
+    scores = rng.standard_normal((1, 3, 300, 300))
+    targets = rng.integers(0, 3, (1, 300, 300))
+    half = Variable(scores.astype(np.float16), requires_grad=True)
+    loss = softmax_cross_entropy(half, targets)
+    loss.backward()
+    assert loss.data.dtype == np.float16 and half.grad.dtype == np.float16
+    expected = ref.softmax_cross_entropy_forward(scores, targets)
+    assert float(loss.data) == pytest.approx(expected, rel=2e-3)
+    assert np.abs(half.grad).max() > 0
+
+
+def test_softmax_cross_entropy_tiny_class_weights_still_average():
+    """Weights below float32's smallest normal number: still a weighted
+    mean, equal to the unweighted one for equal weights."""
+    scores, targets = loss_case((4, 3), seed=23, ignore_fraction=0.0)
+    scores = scores.astype(np.float32)
+    plain = softmax_cross_entropy(scores, targets)
+    tiny = softmax_cross_entropy(scores, targets,
+                                 np.full(3, 1e-40, np.float32))
+    assert float(tiny.data) == pytest.approx(float(plain.data), rel=1e-5)
+
+
 def test_softmax_cross_entropy_soft_weight_zero_is_the_hard_loss():
     scores, targets = loss_case((2, 3, 4, 4), seed=15)
     targets.flat[0] = 2
@@ -878,8 +932,7 @@ def test_softmax_cross_entropy_all_ignored(shape, weighted):
     class_weight = np.ones(shape[1]) if weighted else None
     sv = Variable(scores, requires_grad=True)
     loss = softmax_cross_entropy(sv, targets, class_weight)
-    assert float(loss.data) == 0.0
-    assert np.isfinite(loss.data)
+    assert float(loss.data) == 0.0 and not np.signbit(loss.data)
     loss.backward()
     assert np.all(sv.grad == 0)
 

@@ -24,19 +24,27 @@ class SoftmaxCrossEntropy(Function):
         weight = valid.astype(scores.dtype)
         if class_weight is not None:
             weight *= class_weight[safe_targets[:, 0]]
-        # The normaliser of a weighted mean; 1 when no pixel counts, which
-        # turns an all-ignored batch into a zero loss with zero gradient.
-        normaliser = xp.maximum(weight.sum(), scores.dtype.type(np.finfo(
-            scores.dtype).tiny))
         if soft_targets is not None:
             # The target of a position is the mixture (1 - a) onehot + a p:
-            # its cross-entropy mixes the two log-likelihoods alike.
+            # its cross-entropy mixes the two log-likelihoods alike. Zero
+            # targets take no part (their log-probability may be -inf).
             a = scores.dtype.type(self.soft_weight)
-            log_p = (1 - a) * log_p + a * (
-                soft_targets * (shifted - log_total)).sum(axis=1)
-        loss = -(weight * log_p).sum() / normaliser
+            log_p = (1 - a) * log_p + a * (soft_targets * xp.where(
+                soft_targets > 0, shifted - log_total, 0)).sum(axis=1)
+        # Ignored positions take no part either (0 * -inf would be NaN).
+        log_p = xp.where(valid, log_p, 0)
+        # Sums in float32 at least: float16 ones overflow past 65504.
+        wide = np.promote_types(scores.dtype, np.float32)
+        total_weight = weight.sum(dtype=wide)
+        # The normaliser of a weighted mean; 1 when no position counts,
+        # which turns an all-ignored batch into a zero loss with zero
+        # gradient.
+        normaliser = xp.where(total_weight > 0, total_weight, 1)
+        loss = ((weight * -log_p).sum(dtype=wide) / normaliser).astype(
+            scores.dtype)
         if self.needs_input_grad[0]:
-            self.saved = (exp / total, safe_targets, weight / normaliser,
+            self.saved = (exp / total, safe_targets,
+                          (weight / normaliser).astype(scores.dtype),
                           soft_targets)
         return loss
 
@@ -49,7 +57,10 @@ class SoftmaxCrossEntropy(Function):
         if soft_targets is None:
             grad -= classes == safe_targets
         else:
+            # d/ds of -sum_k t_k log p_k is p * sum_k t_k - t: the target
+            # mixture's mass is 1 only when the soft targets sum to 1.
             a = grad.dtype.type(self.soft_weight)
+            grad *= (1 - a) + a * soft_targets.sum(axis=1, keepdims=True)
             grad -= (1 - a) * (classes == safe_targets)
             grad -= a * soft_targets
         grad *= (pixel_weight * grad_loss)[:, None]
@@ -78,7 +89,9 @@ def softmax_cross_entropy(scores, targets, class_weight=None,
         position then becomes ``(1 - soft_weight) * onehot(target) +
         soft_weight * soft_targets``, and its loss that distribution's
         cross-entropy with the softmax; which positions count, and their
-        weights, still come from ``targets``.
+        weights, still come from ``targets``. Rows are used as given (the
+        gradient is the loss's exact derivative even when they do not sum
+        to 1).
     soft_weight : float in [0, 1], default=0.5
         The share of ``soft_targets`` in the targets (0: the hard targets
         alone).

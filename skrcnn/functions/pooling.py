@@ -299,7 +299,8 @@ def max_pool2d(x, kernel_size, stride=None, dilation=1):
     x : Variable or ndarray of shape (N, C, H, W)
     kernel_size : int or (int, int)
     stride : int or (int, int), optional
-        Defaults to ``kernel_size`` (non-overlapping windows).
+        Defaults to ``kernel_size`` (non-overlapping windows when the
+        dilation is 1).
     dilation : int or (int, int), default=1
         Spacing between the taps of a window.
 
