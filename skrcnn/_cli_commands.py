@@ -22,7 +22,7 @@ from ._parallel import available_threads, parallel_cpu
 from ._cli_io import (OUTPUT_SUFFIXES, InputError, Progress, check_pictures,
                       check_outputs_spare_inputs, check_unique_stems,
                       check_writable_file, class_name,
-                      collect_images, drop_earlier_outputs, list_images,
+                      collect_images, drop_predict_outputs, list_images,
                       load_model, name_files, overlay, pair_labels,
                       read_image, read_label_map, save_model, stem,
                       write_label_png, write_rgb_png)
@@ -52,8 +52,10 @@ class Data:
 
 # ------------------------------------------------------------------- data
 
-def load_data(args, default_fold, quiet):
-    """The images selected by ``--dataset`` or ``--images/--labels``."""
+def load_data(args, default_fold, quiet, say=print):
+    """The images selected by ``--dataset`` or ``--images/--labels``
+    (without the outputs of an earlier 'skrcnn predict', noted by
+    ``say``)."""
     fold = args.fold or default_fold
     if args.dataset is not None:
         if args.images is not None or args.labels is not None:
@@ -74,7 +76,7 @@ def load_data(args, default_fold, quiet):
                          "--labels FOLDER")
     if args.fold is not None:
         raise InputError("--fold applies to --dataset only")
-    return _load_folders(args.images, args.labels, args.n_images)
+    return _load_folders(args.images, args.labels, args.n_images, say)
 
 
 def _subset(n_total, n_images):
@@ -126,8 +128,19 @@ def _load_dataset(name, fold, data_home, n_images):
                 {"dataset": name, "fold": fold})
 
 
-def _load_folders(images_folder, labels_folder, n_images):
-    image_paths = list_images(images_folder)
+def _without_predict_outputs(paths, say):
+    """``paths`` less the outputs of an earlier 'skrcnn predict', with a
+    note when there were some."""
+    kept, dropped = drop_predict_outputs(paths)
+    if dropped:
+        more = ", ..." if len(dropped) > 1 else ""
+        say(f"skipping {_count(len(dropped), 'file')} that an earlier "
+            f"'skrcnn predict' wrote ({os.path.basename(dropped[0])}{more})")
+    return kept
+
+
+def _load_folders(images_folder, labels_folder, n_images, say):
+    image_paths = _without_predict_outputs(list_images(images_folder), say)
     if os.path.abspath(images_folder) == os.path.abspath(labels_folder):
         # One folder for both: beside a.jpg, a.png is a.jpg's label map.
         stems = [stem(p) for p in image_paths]
@@ -308,7 +321,7 @@ def train(args, say):
         raise InputError(f"--teacher trains the last instance's scores "
                          f"only; use --instance-loss last, not "
                          f"{segmenter.instance_loss}")
-    data = load_data(args, "train", args.quiet)
+    data = load_data(args, "train", args.quiet, say)
     if class_names is None:
         class_names = data.class_names
     found = np.unique(np.concatenate([m[m >= 0].ravel() for m in
@@ -427,13 +440,10 @@ def predict(args, say):
     model, _, _, _ = _prepare(args)
     if args.output_dir == "":
         raise InputError("--output-dir: an empty folder name")
-    paths, earlier = drop_earlier_outputs(collect_images(args.inputs),
-                                          args.output_dir)
-    if earlier:
-        more = ", ..." if len(earlier) > 1 else ""
-        say(f"skipping {_count(len(earlier), 'file')} that an earlier "
-            f"'skrcnn predict' wrote to {args.output_dir} "
-            f"({os.path.basename(earlier[0])}{more})")
+    paths = _without_predict_outputs(collect_images(args.inputs), say)
+    if not paths:
+        raise InputError("no images to label: the inputs are all label "
+                         "maps and overlays of an earlier 'skrcnn predict'")
     check_unique_stems(paths)
     check_outputs_spare_inputs(
         paths, args.output_dir,
@@ -470,19 +480,23 @@ def predict(args, say):
 # --------------------------------------------------------------- evaluate
 
 def _overlaps(training, source):
-    """The record of a training (this one or one it resumed) whose images
-    may include the evaluated ones, or None."""
-    if "dataset" not in source:
-        return None
+    """What a training (this one, one it resumed, or its teacher's) shares
+    with the evaluated images, in words, or None: the same fold of the
+    same dataset, or the same images folder."""
     # A teacher's training images reached the model through its targets.
     records = [training] + list(training.get("earlier", []))
     records += [r["teacher"] for r in records if "teacher" in r]
     for record in records:
-        if record.get("dataset") != source["dataset"]:
-            continue
-        folds = {record.get("fold"), source.get("fold")}
-        if "all" in folds or len(folds) == 1:
-            return record
+        if "dataset" in source:
+            if record.get("dataset") != source["dataset"]:
+                continue
+            folds = {record.get("fold"), source.get("fold")}
+            if "all" in folds or len(folds) == 1:
+                return (f"the {record.get('fold')} fold of "
+                        f"{record.get('dataset')}")
+        elif record.get("images") is not None and os.path.realpath(
+                record["images"]) == os.path.realpath(source["images"]):
+            return f"the images in {record['images']}"
     return None
 
 
@@ -492,7 +506,11 @@ def evaluate(args, say):
     model, segmenter, class_names, training = _prepare(args)
     if args.json is not None and args.json != "-":
         check_writable_file(args.json, example="scores.json")
-    data = load_data(args, "test", args.quiet)
+
+    def note(message):  # on stderr: stdout may carry the JSON report
+        if not args.quiet:
+            print(f"skrcnn: note: {message}", file=sys.stderr)
+    data = load_data(args, "test", args.quiet, note)
     if not data.images:
         raise InputError(f"{data.description}: no images to evaluate")
     if class_names is None:
@@ -500,10 +518,8 @@ def evaluate(args, say):
     elif data.class_names is not None and not args.quiet:
         _note_other_names(class_names, data.class_names)
     overlap = _overlaps(training, data.source)
-    if overlap is not None and not args.quiet:
-        print(f"skrcnn: note: the model was trained on the "
-              f"{overlap.get('fold')} fold of {overlap.get('dataset')}; "
-              "these images overlap it", file=sys.stderr)
+    if overlap is not None:
+        note(f"the model was trained on {overlap}; these images overlap it")
     predictions = []
     start = time.perf_counter()
     with retain_freed_memory(), parallel_cpu(), Progress(

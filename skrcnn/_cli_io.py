@@ -103,10 +103,13 @@ def check_unique_stems(paths):
     seen = {}
     for path in paths:
         previous = seen.setdefault(stem(path), path)
-        if previous is not path:
-            raise InputError(
-                f"{previous} and {path} have the same name {stem(path)!r}: "
-                "their outputs would overwrite each other; rename one")
+        if previous is path:
+            continue
+        if os.path.realpath(previous) == os.path.realpath(path):
+            raise InputError(f"{path}: given twice")
+        raise InputError(
+            f"{previous} and {path} have the same name {stem(path)!r}: "
+            "their outputs would overwrite each other; rename one")
 
 
 OUTPUT_SUFFIXES = ("_labels.png", "_overlay.png")
@@ -124,20 +127,17 @@ def _written_by_predict(path):
         return False
 
 
-def drop_earlier_outputs(paths, output_dir):
-    """``paths`` without the label maps and overlays that an earlier
-    'skrcnn predict' wrote to ``output_dir`` for another of the inputs
-    (``x_labels.png``, ``x_overlay.png`` beside ``x.jpg``, carrying its
-    mark). Returns (kept paths, dropped paths)."""
-    folder = os.path.realpath(output_dir)
-    stems = {stem(path) for path in paths}
+def drop_predict_outputs(paths):
+    """``paths`` without the label maps and overlays 'skrcnn predict'
+    wrote (``x_labels.png`` and ``x_overlay.png`` carrying its mark):
+    outputs, never images to label or train on. Returns (kept paths,
+    dropped paths)."""
     kept, dropped = [], []
     for path in paths:
         name = os.path.basename(path)
-        earlier = (os.path.realpath(os.path.dirname(path)) == folder and any(
-            name.endswith(suffix) and name[:-len(suffix)] in stems
-            for suffix in OUTPUT_SUFFIXES) and _written_by_predict(path))
-        (dropped if earlier else kept).append(path)
+        ours = any(name.endswith(suffix) for suffix in OUTPUT_SUFFIXES) \
+            and _written_by_predict(path)
+        (dropped if ours else kept).append(path)
     return kept, dropped
 
 

@@ -566,6 +566,61 @@ def test_predict_into_its_input_folder_skips_its_earlier_outputs(
         assert first[name] == data
 
 
+def test_train_and_evaluate_skip_predict_outputs_in_the_images_folder(
+        model_file, tmp_path, capsys):
+    """Label maps and overlays that predict wrote beside the images are
+    not taken for images without labels, by evaluate and train; nor by
+    predict run on a folder of nothing but its outputs."""
+    write_scenes(tmp_path / "imgs", 2, seed=3, label_format=("png",))
+    labels = tmp_path / "imgs-labels"
+    code, _, err = run(capsys, "predict", "--model", model_file,
+                       tmp_path / "imgs", "-o", tmp_path / "imgs", "-q")
+    assert code == 0, err
+    assert len(os.listdir(tmp_path / "imgs")) == 6
+    code, out, err = run(capsys, "evaluate", "--model", model_file,
+                         "--images", tmp_path / "imgs", "--labels", labels)
+    assert code == 0, err
+    assert "skipping 4 files that an earlier 'skrcnn predict' wrote" in err
+    assert "pixel accuracy" in out
+    code, out, err = run(capsys, "train", "--images", tmp_path / "imgs",
+                         "--labels", labels, "--epochs", "1", "-o",
+                         tmp_path / "m.joblib", *TINY)
+    assert code == 0, err
+    assert "skipping 4 files" in out
+    outputs = tmp_path / "outputs"
+    outputs.mkdir()
+    for name in os.listdir(tmp_path / "imgs"):
+        if name.endswith(("_labels.png", "_overlay.png")):
+            os.replace(tmp_path / "imgs" / name, outputs / name)
+    code, out, err = run(capsys, "predict", "--model", model_file, outputs,
+                         "-o", outputs)
+    assert code == 2 and "no images" in err.lower(), (out, err)
+    assert len(os.listdir(outputs)) == 4
+
+
+def test_evaluate_on_the_training_folder_says_so(tmp_path, capsys):
+    write_scenes(tmp_path / "imgs", 2, seed=4, label_format=("npy",))
+    model = tmp_path / "m.joblib"
+    code, _, err = run(capsys, "train", "--images", tmp_path / "imgs",
+                       "--labels", tmp_path / "imgs-labels", "--epochs", "1",
+                       "-q", "-o", model, *TINY)
+    assert code == 0, err
+    code, out, err = run(capsys, "evaluate", "--model", model, "--images",
+                         tmp_path / "imgs", "--labels",
+                         tmp_path / "imgs-labels")
+    assert code == 0, err
+    assert f"trained on the images in {tmp_path / 'imgs'}" in err
+    assert "these images overlap it" in err
+
+
+def test_predict_names_a_file_given_twice(model_file, tmp_path, capsys):
+    image = make_scenes(1, random_state=9, return_X_y=True)[0][0]
+    Image.fromarray(image).save(tmp_path / "one.png")
+    code, _, err = run(capsys, "predict", "--model", model_file,
+                       tmp_path / "one.png", tmp_path, "-o", tmp_path / "o")
+    assert_one_line_error(code, err, "one.png: given twice")
+
+
 def test_predict_refuses_to_overwrite_an_input_named_like_an_output(
         model_file, tmp_path, capsys):
     """A user's own picture named like an output (not marked as one) is an
