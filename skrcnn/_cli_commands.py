@@ -11,6 +11,7 @@ import io
 import json
 import math
 import os
+import re
 import sys
 import time
 import warnings
@@ -221,6 +222,11 @@ def _parameter_error(exc):
     """An estimator's parameter error, in the command line's option names
     where the message starts with a parameter name."""
     message = str(exc)
+    # Python syntax (use device='cpu') in the options' syntax first.
+    for parameter in _DESTINATIONS:
+        message = re.sub(rf"(?<![\w-]){parameter}='([^']*)'",
+                         lambda m, p=parameter: f"{_option(p)} {m.group(1)}",
+                         message)
     name = message.split(" ", 1)[0].split("=", 1)[0]
     if name in _DESTINATIONS:
         message = _option(name) + message[len(name):]

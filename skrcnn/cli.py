@@ -403,6 +403,14 @@ def _run(args):
     return getattr(_cli_commands, args.command)(args, say)
 
 
+def _subparser(parser, name):
+    """The parser of command ``name``."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[name]
+    raise KeyError(name)
+
+
 def main(argv=None):
     """Run the command line; return the exit status (0, 1, 2 or 130).
 
@@ -412,14 +420,15 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "demo":
+        demo = _subparser(parser, "demo")  # 'skrcnn demo: error: ...'
         for name in ("images", "epochs", "instances"):
             if getattr(args, name) < 1:
-                parser.error(f"--{name} must be at least 1")
+                demo.error(f"--{name} must be at least 1")
         if args.folds < 2:
-            parser.error("--folds must be at least 2")
+            demo.error("--folds must be at least 2")
         if args.images < args.folds:
-            parser.error(f"--images ({args.images}) must be at least "
-                         f"--folds ({args.folds})")
+            demo.error(f"--images ({args.images}) must be at least "
+                       f"--folds ({args.folds})")
     try:
         with _one_line_warnings():
             return _run(args)

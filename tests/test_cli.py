@@ -613,6 +613,32 @@ def test_evaluate_on_the_training_folder_says_so(tmp_path, capsys):
     assert "these images overlap it" in err
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--folds", "1"], "--folds must be at least 2"),
+    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--images", "2", "--folds", "3"], "--images (2) must be at least "
+     "--folds (3)")])
+def test_demo_option_errors_are_the_demo_s(argv, message, capsys):
+    code, _, err = run(capsys, "demo", *argv)
+    assert code == 2
+    assert err.startswith("skrcnn demo: error: " + message)
+    assert "see 'skrcnn demo --help'" in err
+
+
+def test_device_advice_is_in_option_syntax(tmp_path, capsys, monkeypatch):
+    from skrcnn import backend
+    # No CuPy, whatever this machine has.
+    for name, value in (("_cupy", None), ("_gpu_visible", None),
+                        ("_gpu_problem", None)):
+        monkeypatch.setattr(backend, name, value)
+    code, _, err = run(capsys, "train", "--dataset", "scenes", "--device",
+                       "gpu", "-o", tmp_path / "m.joblib")
+    assert_one_line_error(code, err, "--device gpu was requested but CuPy "
+                          "is not installed", "use --device cpu or "
+                          "--device auto")
+    assert "device='" not in err
+
+
 def test_predict_names_a_file_given_twice(model_file, tmp_path, capsys):
     image = make_scenes(1, random_state=9, return_X_y=True)[0][0]
     Image.fromarray(image).save(tmp_path / "one.png")
