@@ -69,7 +69,7 @@ def main(argv=None, sink=print):
                 for p in range(1, N_INSTANCES + 1)]
     sink(f"training rcnn2 ({N_INSTANCES} instances, context "
          f"{'/'.join(map(str, contexts))} pixels) on {data['name']}, "
-         f"{epochs} epochs")
+         f"{epochs} epoch{'s' if epochs != 1 else ''}")
     fit_start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)

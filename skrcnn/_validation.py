@@ -71,7 +71,7 @@ def check_images(X, name="X", min_size=1, min_size_reason=None):
                 np.issubdtype(image.dtype, np.integer)
                 or np.issubdtype(image.dtype, np.floating)):
             raise TypeError(f"{where} has dtype {image.dtype}; images must "
-                            "be uint8 or floating-point RGB")
+                            "be integer (e.g. uint8) or floating-point RGB")
         if image.ndim != 3 or image.shape[2] != N_COLOURS:
             raise ValueError(f"{where} has shape {image.shape}; expected "
                              f"(H, W, {N_COLOURS}) RGB")

@@ -126,7 +126,7 @@ def run_demo(n_images=120, epochs=6, n_instances=3, seed=0,
                         for p in range(1, n_instances + 1))
     sink(f"training rcnn2 ({n_instances} instances, context {contexts} "
          f"pixels) on synthetic scenes of {image_shape[0]}x{image_shape[1]}, "
-         f"{epochs} epochs, {n_folds}-fold cross-validation over "
+         f"{epochs} epoch{'s' if epochs != 1 else ''}, {n_folds}-fold cross-validation over "
          f"{n_images} scenes")
     fit_seconds, per_fold, picture = 0.0, [], None
     folds = ImageKFold(n_splits=n_folds, shuffle=True, random_state=seed)

@@ -32,7 +32,16 @@ def standardize_image(image, dtype=np.float32):
     ndarray of shape (H, W, 3) and ``dtype``
         A new array; ``image`` is not modified. A constant image becomes all
         zeros.
+
+    Raises
+    ------
+    ValueError
+        If ``image`` is not of shape (H, W, 3).
     """
+    shape = np.shape(image)
+    if len(shape) != 3 or shape[2] != 3:
+        raise ValueError(f"standardize_image: image has shape {shape}; "
+                         "expected (H, W, 3) RGB")
     scaled = apply_standardization(image, standardization(image))
     return scaled.astype(dtype, copy=False)
 

@@ -184,7 +184,8 @@ class RecurrentCNNSegmenter(BaseEstimator):
         image) and stop when their pixel accuracy (on every
         ``stride ** n_instances``-th pixel of each side, one strided pass an
         image: an unbiased sample) stops improving; the best
-        weights are restored. A ``warm_start`` fit on as many images holds
+        weights are restored. Only epochs with all ``n_instances``
+        instances count (not the first stage of the staged schedule). A ``warm_start`` fit on as many images holds
         out the same ones and keeps the best weights across fits: the
         fitted weights, scored again as this fit scores, compete with the
         new epochs. ``partial_fit`` (and a fit without early stopping)

@@ -206,3 +206,10 @@ def test_set_output_accepts_the_default_only():
     out = ImageStandardizer().set_output(transform="default").transform(
         images)
     assert np.allclose(np.mean(out[0]), 0, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(4, 4, 4), (4, 4), (3, 4, 4)])
+def test_standardize_image_refuses_what_is_not_rgb(shape):
+    with pytest.raises(ValueError, match=r"standardize_image: image has "
+                       r"shape \(" + ", ".join(map(str, shape))):
+        standardize_image(np.zeros(shape))
