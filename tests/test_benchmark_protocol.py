@@ -142,7 +142,7 @@ def test_resume_keeps_the_saved_options_the_command_line_leaves(tmp_path):
         hidden_sizes=(2, 2), n_instances=2, crop_size=1, learning_rate=1e-4,
         horizontal_flip=True, scale_range=(0.8, 1.25), batch_size=2,
         patches_per_epoch=2, class_weight={0: 1.0, 1: 2.0, 2: 3.0},
-        random_state=0).fit(X, y)
+        max_iter=1, random_state=0).fit(X, y)
     path = str(tmp_path / "rcnn2.joblib")
     save_resumable(path, model, 60.0, [], canonical=True)
     parser = argparse.ArgumentParser()
