@@ -307,9 +307,10 @@ def resolve_class_weight(class_weight, classes, targets):
     Raises
     ------
     ValueError
-        Naming the label and the problem: a dict label that is not a class,
-        a weight that is negative or not finite, all weights 0, or a class
-        with no labelled pixel to balance.
+        Naming the label and the problem: a dict label that is not an
+        integer, or not a class while some class has no weight in the
+        dict; a weight that is negative or not finite; all weights 0; or a
+        class with no labelled pixel to balance.
     """
     check_class_weight_spec(class_weight)
     if class_weight is None:
@@ -326,15 +327,24 @@ def resolve_class_weight(class_weight, classes, targets):
                 "dict of weights instead")
         return counts.sum() / (len(classes) * counts)
     weights = np.ones(len(classes))
+    others = []  # integer labels that are not classes of this y
     for label, value in class_weight.items():
-        known = (isinstance(label, numbers.Integral)
-                 and not isinstance(label, bool) and label in classes)
-        if not known:
+        if not isinstance(label, numbers.Integral) or isinstance(label, bool):
             raise ValueError(f"class_weight has a weight for label "
-                             f"{label!r}, which is not one of the classes "
-                             f"{classes.tolist()}")
+                             f"{label!r}; labels are integers")
+        label = int(label)
         check_real(f"class_weight[{label!r}]", value, 0)
-        weights[np.searchsorted(classes, label)] = value
+        if label in classes:
+            weights[np.searchsorted(classes, label)] = value
+        else:
+            others.append(label)
+    # As scikit-learn: a dict may name labels this y lacks (a dict for the
+    # whole data set, fitted on one fold) when it weighs every class here.
+    if others and len(class_weight) - len(others) < len(classes):
+        raise ValueError(f"class_weight has a weight for label {others[0]}, "
+                         f"which is not one of the classes "
+                         f"{classes.tolist()} (other labels are allowed "
+                         f"only when every class has a weight)")
     if not (weights > 0).any():
         raise ValueError("class_weight gives every class weight 0: no pixel "
                          "would be trained on")

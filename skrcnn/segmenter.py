@@ -93,7 +93,8 @@ class RecurrentCNNSegmenter(BaseEstimator):
         ``n_pixels / (n_classes * its_pixels)`` over the labelled pixels of
         ``y`` given to ``fit``, trading pixel accuracy for average
         per-class accuracy (rare classes are learnt). A dict ``{label:
-        weight}`` sets chosen weights (others 1); ``partial_fit`` takes
+        weight}`` sets chosen weights (others 1; labels absent from ``y``
+        are ignored when every class of ``y`` has one); ``partial_fit`` takes
         only None or a dict, since balanced weights would change with
         every call's images. The validation score of early stopping is
         pixel accuracy either way.
@@ -983,6 +984,7 @@ class RecurrentCNNSegmenter(BaseEstimator):
     def patch_size_(self):
         """Side of the context patch of one prediction with the current
         ``n_instances`` (it follows ``set_params(n_instances=...)``)."""
+        self._check_fitted()  # NotFittedError is an AttributeError too
         return patch_size(self.layers_, self.n_instances)
 
     def _check_fitted(self):

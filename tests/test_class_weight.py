@@ -62,6 +62,30 @@ def test_a_dict_sets_the_named_classes_and_leaves_the_others_at_one():
     assert _fit(X, y, max_iter=1).class_weight_ is None
 
 
+def test_a_dict_for_the_whole_data_set_fits_a_fold_that_lacks_a_class():
+    """As scikit-learn's class_weight: labels y lacks are ignored when
+    every class of y has a weight (one dict over all of a data set's
+    classes, fitted on a cross-validation fold); not otherwise."""
+    from sklearn.model_selection import cross_val_score
+    X, y = colour_scenes(4, shape=(20, 24))
+    y = np.choose(y, [2, 5, 9])
+    weights = {2: 0.5, 5: 1.5, 9: 4.0, 7: 3.0}
+    model = _fit(X, y, class_weight=weights, max_iter=1)
+    np.testing.assert_array_equal(model.class_weight_, [0.5, 1.5, 4.0])
+    with pytest.raises(ValueError, match=r"weight for label 7, which is "
+                       r"not one of the classes \[2, 5, 9\] \(other labels "
+                       r"are allowed only when every class has a weight"):
+        _fit(X, y, class_weight={2: 0.5, 7: 3.0}, max_iter=1)
+    y_fold = np.where(y == 5, 2, y)  # a fold without class 5
+    model = RecurrentCNNSegmenter(architecture=SMALL, n_instances=1,
+                                  crop_size=None, max_iter=1, random_state=0,
+                                  class_weight={2: 1.0, 5: 1.0, 9: 1.0})
+    scores = cross_val_score(model, X, y_fold,
+                             cv=[(np.arange(3), np.arange(3, 4))],
+                             error_score="raise")
+    assert np.isfinite(scores).all()
+
+
 def test_weights_of_one_train_the_same_model_as_no_weights():
     X, y = colour_scenes(6, shape=(20, 24))
     plain = _fit(X, y, n_instances=2, crop_size=4, batch_size=4,

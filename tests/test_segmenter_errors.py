@@ -232,3 +232,11 @@ def test_balanced_class_weight_needs_every_class_in_y():
     for a, b in zip(before, model.coefs_):
         np.testing.assert_array_equal(a, b)
     assert model.class_weight_ is None
+
+
+def test_patch_size_before_fit_is_not_fitted_error():
+    from sklearn.exceptions import NotFittedError
+    model = RecurrentCNNSegmenter()
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        model.patch_size_
+    assert not hasattr(model, "patch_size_")
