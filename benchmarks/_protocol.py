@@ -584,23 +584,28 @@ def _check_before_training(parser, args):
     models = [make_model("rcnn2", 2, args,
                          hidden_sizes=args.rcnn2_hidden_sizes),
               make_model("plain", 1, args)]
-    for model in models:
-        model.set_params(test_time_flip=args.test_time_flip,
-                         test_time_scales=args.test_time_scales)
-        try:
+    try:
+        for model in models:
+            model.set_params(test_time_flip=args.test_time_flip,
+                             test_time_scales=args.test_time_scales)
             model._check_params()
-            resolve_device(model.device)
-        except ValueError as exc:
-            parser.error(_option_message(str(exc)))
-    outputs = [("--output", getattr(args, "output", None), ".json"),
-               ("--save-model", getattr(args, "save_model", None), "")]
-    for flag, path, suffix in outputs:
-        if path is None:
-            continue
-        try:
-            check_writable_file(path + suffix)
-        except InputError as exc:
-            parser.error(f"{flag}: {exc}")
+        resolve_device(args.device)
+    except ValueError as exc:
+        parser.error(_option_message(str(exc)))
+    for flag, path in (("--output", getattr(args, "output", None)),
+                       ("--save-model", getattr(args, "save_model", None))):
+        if path is not None:
+            check_output_file(parser, flag,
+                              path + ".json" if flag == "--output" else path)
+
+
+def check_output_file(parser, flag, path, example="results.json"):
+    """A usage error, before any work, when ``path`` (the value of option
+    ``flag``) cannot be written."""
+    try:
+        check_writable_file(path, example)
+    except InputError as exc:
+        parser.error(f"{flag}: {exc}")
 
 
 def _option_message(message):

@@ -26,14 +26,14 @@ import time
 import numpy as np
 from sklearn.base import clone
 
-from skrcnn._cli_io import InputError, check_writable_file, load_model
+from skrcnn._cli_io import InputError, load_model
 from skrcnn.architecture import instance_stride
 from skrcnn.backend import resolve_device
 from skrcnn.metrics import pixel_accuracy
 from skrcnn.model_selection import canonical_stanford_split
 
-from _protocol import (add_training_arguments, make_model,
-                       parse_training_args, train_for)
+from _protocol import (add_training_arguments, check_output_file,
+                       make_model, parse_training_args, train_for)
 from _stanford_data import load_stanford
 
 RESOLUTIONS = (1.0, 0.5, 0.25, 0.125)
@@ -58,11 +58,9 @@ def main(argv=None):
         parser.error("--train-minutes must be > 0 (or give --model)")
     try:
         resolve_device(args.device)
-        check_writable_file(args.json, "resolution_results.json")
     except ValueError as exc:
         parser.error(f"--device: {exc}")
-    except InputError as exc:
-        parser.error(f"--json: {exc}")
+    check_output_file(parser, "--json", args.json, "resolution_results.json")
     model = None
     if args.model:
         try:

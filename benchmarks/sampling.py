@@ -31,11 +31,11 @@ import time
 import numpy as np
 
 from skrcnn import RecurrentCNNSegmenter
-from skrcnn._cli_io import InputError, check_writable_file
 from skrcnn.inference import image_scores
 from skrcnn.model_selection import canonical_stanford_split
 from skrcnn.preprocessing import standardize_image
 
+from _protocol import check_output_file
 from _stanford_data import load_stanford
 
 
@@ -98,10 +98,7 @@ def main(argv=None):
         parser.error(f"--learning-rate must be > 0, got "
                      f"{args.learning_rate:g}")
     if args.json is not None:
-        try:
-            check_writable_file(args.json, "sampling.json")
-        except InputError as exc:
-            parser.error(f"--json: {exc}")
+        check_output_file(parser, "--json", args.json, "sampling.json")
 
     data = load_stanford(args.data_home, parser)
     train, test = canonical_stanford_split(data.filenames)

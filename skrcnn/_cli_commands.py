@@ -275,9 +275,8 @@ def _resumed_model(path, params):
         if asked._layers() != segmenter._layers():
             raise InputError(
                 f"{_option(name)} {_option_text(params[name])}: the model in "
-                f"{path} "
-                f"has {name}={segmenter.get_params()[name]!r}, and a resumed "
-                "model keeps its network; leave the option out")
+                f"{path} has {name}={segmenter.get_params()[name]!r}, and a "
+                "resumed model keeps its network; leave the option out")
     seed = params.get("random_state")
     if seed is not None and seed != segmenter.random_state:
         # Training goes on with the random generator saved in the model:
@@ -521,8 +520,8 @@ def evaluate(args, say):
         raise InputError(f"{data.description}: no images to evaluate")
     if class_names is None:
         class_names = data.class_names
-    elif data.class_names is not None and not args.quiet:
-        _note_other_names(class_names, data.class_names)
+    elif data.class_names is not None:
+        _note_other_names(class_names, data.class_names, note)
     overlap = _overlaps(training, data.source)
     if overlap is not None:
         note(f"the model was trained on {overlap}; these images overlap it")
@@ -579,19 +578,18 @@ def evaluate(args, say):
     return 0
 
 
-def _note_other_names(model_names, data_names):
-    """Say so when the model and the data name the same labels otherwise:
-    a model of other classes scores nonsense against these labels."""
+def _note_other_names(model_names, data_names, note):
+    """Say so (by ``note``) when the model and the data name the same
+    labels otherwise: a model of other classes scores nonsense against
+    these labels."""
     shared = min(len(model_names), len(data_names))
     differ = [k for k in range(shared)
               if str(model_names[k]) != str(data_names[k])]
     if differ:
         k = differ[0]
-        print(f"skrcnn: note: the model calls label {k} "
-              f"{model_names[k]!r} where the data calls it "
-              f"{data_names[k]!r} ({len(differ)} of {shared} labels named "
-              "otherwise); the report uses the model's names",
-              file=sys.stderr)
+        note(f"the model calls label {k} {model_names[k]!r} where the data "
+             f"calls it {data_names[k]!r} ({len(differ)} of {shared} labels "
+             "named otherwise); the report uses the model's names")
 
 
 def _print_report(report, out):
