@@ -306,6 +306,68 @@ def test_conv2d_grouped_kernel_rows_match_loops(case, budget, monkeypatch):
                                        err_msg=f"{name}, {group} rows")
 
 
+@pytest.mark.parametrize(
+    "n_groups, out_channels, halo_share, limit, expected", [
+        (8, 50, 0.32, 2, 2),   # rcnn2's last dilated conv2 in a dense pass
+        (8, 50, 0.07, 2, 1),   # too little halo to pay for thinner GEMMs
+        (8, 50, 0.32, 4, 4),
+        (8, 25, 0.32, 4, 2),   # 4 blocks would keep only 50 rows each
+        (6, 50, 0.32, 4, 3),
+        (7, 50, 0.32, 4, 1),   # no divisor of 7 up to 4
+        (4, 20, 0.32, 2, 1),   # 2 blocks of 40 rows
+    ])
+def test_row_blocks_divide_groups_and_keep_enough_rows(
+        n_groups, out_channels, halo_share, limit, expected, monkeypatch):
+    monkeypatch.setattr(convolution, "ROW_BLOCKS", limit)
+    assert convolution.row_blocks(n_groups, out_channels, halo_share) \
+        == expected
+
+
+# (N, C, H, W, O, KH, KW, stride, dilation): single images, banded or not.
+BLOCK_CASES = [
+    (1, 2, 19, 11, 3, 6, 3, 1, 1),
+    (1, 3, 33, 12, 2, 4, 2, (2, 1), (3, 2)),
+    (2, 2, 29, 10, 3, 6, 3, 3, 2),
+    (1, 1, 30, 9, 2, 8, 2, 1, 2),
+]
+
+
+@pytest.mark.parametrize("budget", [None, 600])
+@pytest.mark.parametrize("case", BLOCK_CASES, ids=str)
+def test_conv2d_kernel_row_blocks_match_loops(case, budget, monkeypatch):
+    # Every split of one image's kernel-row groups into blocks, each GEMM on
+    # only the rows it reads, gives the loop reference's output, for every
+    # grouping of kernel rows and for whole images and row bands alike.
+    n, c, h, w, o, kh, kw, stride, dilation = case
+    if budget is not None:
+        monkeypatch.setattr(convolution, "CPU_CHUNK_BYTES", budget)
+        monkeypatch.setattr(convolution, "MIN_BAND_HALOS", 1)
+    x, weight, bias, _ = _conv_case_arrays("blocks", case)
+    expected = ref.conv2d_forward(x, weight, bias, stride, dilation)
+    plans = spy_chunks(monkeypatch)
+    for group in _divisors(kh):
+        monkeypatch.setattr(convolution, "row_group",
+                            lambda channels, k, k2, group=group: group)
+        for blocks in _divisors(kh // group):
+            asked = []
+            monkeypatch.setattr(
+                convolution, "row_blocks",
+                lambda n_groups, o, share, blocks=blocks:
+                    asked.append((n_groups, share)) or blocks)
+            plans.clear()
+            with no_grad():
+                got = conv2d(x, weight, bias, stride, dilation).data
+            np.testing.assert_allclose(
+                got, expected, rtol=1e-11, atol=1e-11,
+                err_msg=f"{group} rows per group, {blocks} blocks")
+            single = [ch for ch in plans[0] if ch[1] - ch[0] == 1]
+            assert len(asked) == len(single)
+            assert all(n_groups == kh // group and 0 <= share < 1
+                       for n_groups, share in asked), asked
+    if n == 1 or budget is not None:
+        assert asked, "no chunk of a single image"
+
+
 def test_conv2d_chunked_gradcheck(monkeypatch):
     monkeypatch.setattr(convolution, "CPU_CHUNK_BYTES", 1000)
     rng = rng_for("chunk-gradcheck")
