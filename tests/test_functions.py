@@ -49,6 +49,10 @@ CONV_CASES = [
     (1, 2, 13, 8, 1, 4, 2, (2, 3), (3, 2)),
     (1, 1, 6, 6, 1, 2, 2, 3, 3),      # stride == dilation, 2x2 output... of 1
     (2, 2, 5, 7, 3, 5, 1, 1, 1),      # 5 x 1 kernel
+    # 1 x 1 kernels (a GEMM per image, without the row-partial scheme)
+    (3, 4, 6, 7, 5, 1, 1, 1, 1),
+    (2, 3, 7, 9, 2, 1, 1, (2, 3), 2),  # stride; dilation changes nothing
+    (1, 6, 5, 8, 3, 1, 1, 1, 4),
 ]
 
 
@@ -146,17 +150,21 @@ def _non_contiguous_views(x):
     }
 
 
+@pytest.mark.parametrize("kernel, stride, dilation", [
+    ((3, 2), (2, 1), (1, 2)), ((1, 1), 1, 1), ((1, 1), (2, 1), 1)])
 @pytest.mark.parametrize("budget", [None, 1000])
 @pytest.mark.parametrize("layout", ["fortran", "negative strides",
                                     "every other channel", "transposed"])
-def test_conv2d_handles_non_contiguous_arrays(layout, budget, monkeypatch):
+def test_conv2d_handles_non_contiguous_arrays(layout, budget, kernel, stride,
+                                              dilation, monkeypatch):
     if budget is not None:
         monkeypatch.setattr(convolution, "CPU_CHUNK_BYTES", budget)
     rng = rng_for("layout")
     x = _non_contiguous_views(rng.standard_normal((2, 3, 11, 12)))[layout]
-    weight = _non_contiguous_views(rng.standard_normal((2, 3, 3, 2)))[layout]
-    assert not x.flags.c_contiguous and not weight.flags.c_contiguous
-    stride, dilation = (2, 1), (1, 2)
+    weight = _non_contiguous_views(
+        rng.standard_normal((2, 3) + kernel))[layout]
+    assert not x.flags.c_contiguous
+    assert kernel == (1, 1) or not weight.flags.c_contiguous
     xv = Variable(x, requires_grad=True)
     wv = Variable(weight, requires_grad=True)
     y = conv2d(xv, wv, stride=stride, dilation=dilation)
@@ -366,6 +374,42 @@ def test_conv2d_kernel_row_blocks_match_loops(case, budget, monkeypatch):
                        for n_groups, share in asked), asked
     if n == 1 or budget is not None:
         assert asked, "no chunk of a single image"
+
+
+# (N, C, H, W, O, stride, budget, kind) for 1x1 kernels.
+POINTWISE_CHUNK_CASES = [
+    (7, 3, 5, 6, 2, 1, 1500, "images"),
+    (2, 4, 19, 9, 3, 1, 600, "rows"),
+    (1, 2, 23, 10, 5, (2, 3), 600, "rows"),
+    (5, 3, 9, 8, 2, 2, 2000, "images"),
+]
+
+
+@pytest.mark.parametrize("case", POINTWISE_CHUNK_CASES, ids=str)
+def test_conv2d_1x1_in_chunks_matches_whole_and_loops(case, monkeypatch):
+    # A 1x1 convolution cut into groups of images or bands of rows gives the
+    # loop reference's output and gradients, and the uncut ones exactly.
+    n, c, h, w, o, stride, budget, kind = case
+    x, weight, bias, grad_y = _conv_case_arrays(
+        "pointwise", (n, c, h, w, o, 1, 1, stride, 1))
+    plans = spy_chunks(monkeypatch)
+    whole = conv_all(x, weight, bias, stride, 1, grad_y)
+    assert all(len(plan) == 1 for plan in plans), plans
+    plans.clear()
+    monkeypatch.setattr(convolution, "CPU_CHUNK_BYTES", budget)
+    chunked = conv_all(x, weight, bias, stride, 1, grad_y)
+    assert len(plans[0]) > 1, plans
+    banded = any(h0 > 0 for _, _, h0, _ in plans[0])
+    assert banded == (kind == "rows"), plans[0]
+    assert kind == "rows" or any(n1 - n0 > 1 for n0, n1, _, _ in plans[0])
+    expected = (ref.conv2d_forward(x, weight, bias, stride, 1),) \
+        + tuple(ref.conv2d_backward(x, weight, grad_y, stride, 1))
+    for name, a, b, want in zip(("y", "grad_x", "grad_w", "grad_b"), whole,
+                                chunked, expected):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12,
+                                   err_msg=name)
+        np.testing.assert_allclose(b, want, rtol=1e-11, atol=1e-11,
+                                   err_msg=name)
 
 
 def test_conv2d_chunked_gradcheck(monkeypatch):
