@@ -39,13 +39,30 @@ and CuPy.
 """
 
 from .. import _parallel, _workspace
+from .._cpu_cache import l2_cache_bytes
 from ..autograd import Function
 from ..backend import get_array_module
 from ._checks import check_array, check_same_dtype, output_size, pair
 
+
+def cpu_chunk_bytes(l2_bytes):
+    """The chunk budget for a core with ``l2_bytes`` of L2 cache (None:
+    unknown): twice that, within 2-8 MiB; 8 MiB when unknown."""
+    if not l2_bytes:
+        return 8 * 2 ** 20
+    return max(2 * 2 ** 20, min(8 * 2 ** 20, 2 * l2_bytes))
+
+
 # Bytes of row-partial sums ``Z`` per chunk: small enough to stay in a CPU's
-# L2/L3 cache, which measured 1.3-1.9x faster than one whole-batch GEMM.
-CPU_CHUNK_BYTES = 8 * 2 ** 20
+# L2/L3 cache, which measured 1.3-1.9x faster than one whole-batch GEMM. The
+# thin GEMMs of first layers want it near L2: on a Zen 4 VM (1 MiB of L2 a
+# core) 2 MiB trained the plain network 6-8% and rcnn2 with 2 instances
+# 10% faster than 8 MiB (3 instances and the dense pass within 2%); on the
+# Intel Xeon VM of earlier sessions 4, 8 and 16 MiB were within 2% of each
+# other (less was not tried).
+# Results then differ in the last bits between such machines, as they do
+# between thread counts (chunks are summed in a different grouping).
+CPU_CHUNK_BYTES = cpu_chunk_bytes(l2_cache_bytes())
 GPU_CHUNK_BYTES = 512 * 2 ** 20
 # Band shape for one image too large for the cache budget (the dense pass):
 # 16 halos measured the dense rCNN2 pass of a 240x320 image 10% faster than
