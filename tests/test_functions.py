@@ -288,15 +288,21 @@ def _divisors(k):
     return [g for g in range(1, k + 1) if k % g == 0]
 
 
+def _small_chunks(monkeypatch, budget):
+    """Chunks of at most ``budget`` bytes, bands as thin as one halo (None:
+    the defaults)."""
+    if budget is not None:
+        monkeypatch.setattr(convolution, "CPU_CHUNK_BYTES", budget)
+        monkeypatch.setattr(convolution, "MIN_BAND_HALOS", 1)
+
+
 @pytest.mark.parametrize("budget", [None, 600])
 @pytest.mark.parametrize("case", GROUPED_CASES, ids=str)
 def test_conv2d_grouped_kernel_rows_match_loops(case, budget, monkeypatch):
     # Every grouping of kernel rows, whole and in image or row chunks, gives
     # the loop reference's output and gradients.
     n, c, h, w, o, kh, kw, stride, dilation = case
-    if budget is not None:
-        monkeypatch.setattr(convolution, "CPU_CHUNK_BYTES", budget)
-        monkeypatch.setattr(convolution, "MIN_BAND_HALOS", 1)
+    _small_chunks(monkeypatch, budget)
     x, weight, bias, grad_y = _conv_case_arrays("grouped", case)
     expected = (ref.conv2d_forward(x, weight, bias, stride, dilation),) \
         + tuple(ref.conv2d_backward(x, weight, grad_y, stride, dilation))
@@ -347,9 +353,7 @@ def test_conv2d_kernel_row_blocks_match_loops(case, budget, monkeypatch):
     # only the rows it reads, gives the loop reference's output, for every
     # grouping of kernel rows and for whole images and row bands alike.
     n, c, h, w, o, kh, kw, stride, dilation = case
-    if budget is not None:
-        monkeypatch.setattr(convolution, "CPU_CHUNK_BYTES", budget)
-        monkeypatch.setattr(convolution, "MIN_BAND_HALOS", 1)
+    _small_chunks(monkeypatch, budget)
     x, weight, bias, _ = _conv_case_arrays("blocks", case)
     expected = ref.conv2d_forward(x, weight, bias, stride, dilation)
     plans = spy_chunks(monkeypatch)

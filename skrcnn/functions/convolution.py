@@ -171,7 +171,22 @@ def _expand(xp, x, group, kw, out_width, stride, dilation, name):
     return expanded.reshape(c * group * kw, n * rows * out_width), rows
 
 
-class Convolution2D(Function):
+class _Convolution(Function):
+    """What both convolution schemes share: the inputs kept for backward and
+    which gradients are wanted."""
+
+    def _keep_inputs(self, x, weight):
+        if any(self.needs_input_grad):
+            self.saved = (x, weight)
+
+    def _wanted(self):
+        """(need_x, need_w, need_b)."""
+        need_x, need_w = self.needs_input_grad[:2]
+        return need_x, need_w, (len(self.needs_input_grad) > 2
+                                and self.needs_input_grad[2])
+
+
+class Convolution2D(_Convolution):
     """Cross-correlation of NCHW images with OIHW weights, optional bias."""
 
     def __init__(self, stride, dilation):
@@ -251,8 +266,7 @@ class Convolution2D(Function):
                     out += bias.reshape(-1, 1, 1, 1)
 
         _parallel.map_parts(run, chunks, xp)
-        if any(self.needs_input_grad):
-            self.saved = (x, weight)
+        self._keep_inputs(x, weight)
         return y
 
     def backward(self, grad_y):
@@ -260,8 +274,7 @@ class Convolution2D(Function):
         xp = get_array_module(x)
         o, c, kh, kw = weight.shape
         (sh, sw), (dh, dw) = self.stride, self.dilation
-        need_x, need_w = self.needs_input_grad[:2]
-        need_b = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
+        need_x, need_w, need_b = self._wanted()
         oh, ow, group, chunks = self._plan(x, weight)
         n_groups = kh // group
         w_rows = self._grouped_rows(weight, group)
@@ -342,7 +355,7 @@ class Convolution2D(Function):
         return grad_x, grad_w, grad_b
 
 
-class PointwiseConvolution2D(Function):
+class PointwiseConvolution2D(_Convolution):
     """A 1x1 convolution: per image, ``y = W @ x`` over the positions.
 
     No kernel rows to expand or shift (dilation has no effect), so with
@@ -391,8 +404,7 @@ class PointwiseConvolution2D(Function):
                     out += bias.reshape(-1, 1)
 
         _parallel.map_parts(run, chunks, xp)
-        if any(self.needs_input_grad):
-            self.saved = (x, weight)
+        self._keep_inputs(x, weight)
         return y
 
     def backward(self, grad_y):
@@ -400,8 +412,7 @@ class PointwiseConvolution2D(Function):
         xp = get_array_module(x)
         o, c = weight.shape[:2]
         sh, sw = self.stride
-        need_x, need_w = self.needs_input_grad[:2]
-        need_b = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
+        need_x, need_w, need_b = self._wanted()
         _, _, chunks = self._plan(x, weight)
         w_matrix = weight.reshape(o, c)
         grad_x = None
