@@ -75,7 +75,10 @@ def main(argv=None):
     parser.add_argument("--instances", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--patches-per-epoch", type=int, default=4096)
+    parser.add_argument("--patches-per-epoch", type=int, default=4096,
+                        help="an epoch of the patch mode (an epoch of the "
+                             "dense and crop modes is one pass over the "
+                             "training images)")
     parser.add_argument("--modes", nargs="+", default=["dense", "patch"],
                         help="'patch', 'dense' (whole images) or 'cropM' "
                              "(dense sampling on batches of MxM-output crops)")
