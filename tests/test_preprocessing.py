@@ -12,7 +12,8 @@ from sklearn.pipeline import make_pipeline
 
 from skrcnn.metrics import pixel_accuracy
 from skrcnn.model_selection import ImageKFold
-from skrcnn.preprocessing import ImageStandardizer, standardize_image
+from skrcnn.preprocessing import (ImageStandardizer, resample_bilinear,
+                                  resize_image, standardize_image)
 from dummies import MeanColourSegmenter, colour_pixel_scenes as make_scenes
 
 
@@ -213,3 +214,30 @@ def test_standardize_image_refuses_what_is_not_rgb(shape):
     with pytest.raises(ValueError, match=r"standardize_image: image has "
                        r"shape \(" + ", ".join(map(str, shape))):
         standardize_image(np.zeros(shape))
+
+
+@pytest.mark.parametrize("in_shape", [(23, 31), (23, 31, 3), (17, 12, 8),
+                                      (9, 14, 2, 3)])
+@pytest.mark.parametrize("out_shape", [(37, 45), (11, 20), (23, 9), (1, 1)])
+def test_resize_image_is_scikit_images_bilinear_resize(in_shape, out_shape):
+    # Any trailing axes (RGB, class maps, more), enlarging and shrinking
+    # (anti-aliased), against scikit-image itself.
+    from skimage.transform import resize
+
+    image = np.random.default_rng(len(in_shape)).random(in_shape) * 255
+    expected = resize(image, out_shape + in_shape[2:], order=1,
+                      anti_aliasing=any(o < i for o, i in
+                                        zip(out_shape, in_shape)),
+                      preserve_range=True)
+    ours = resize_image(image, out_shape)
+    assert ours.shape == expected.shape and ours.dtype == np.float64
+    np.testing.assert_allclose(ours, expected, rtol=1e-10, atol=1e-10)
+    # Asking for some pixels only gives those pixels of the whole resize
+    # (without the anti-aliasing, which resize_image applies first).
+    rows, cols = np.array([0, out_shape[0] - 1, out_shape[0] // 2]), \
+        np.array([out_shape[1] // 3, 0, out_shape[1] - 1, 0])
+    whole = resample_bilinear(image, np.arange(out_shape[0]),
+                              np.arange(out_shape[1]), out_shape)
+    np.testing.assert_array_equal(
+        resample_bilinear(image, rows, cols, out_shape),
+        whole[np.ix_(rows, cols)])
