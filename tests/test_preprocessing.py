@@ -13,7 +13,8 @@ from sklearn.pipeline import make_pipeline
 from skrcnn.metrics import pixel_accuracy
 from skrcnn.model_selection import ImageKFold
 from skrcnn.preprocessing import (ImageStandardizer, resample_bilinear,
-                                  resize_image, standardize_image)
+                                  resize_image, resize_labels,
+                                  standardize_image)
 from dummies import MeanColourSegmenter, colour_pixel_scenes as make_scenes
 
 
@@ -241,3 +242,23 @@ def test_resize_image_is_scikit_images_bilinear_resize(in_shape, out_shape):
     np.testing.assert_array_equal(
         resample_bilinear(image, rows, cols, out_shape),
         whole[np.ix_(rows, cols)])
+
+
+def test_resize_labels_is_scikit_images_nearest_resize():
+    # Every pair of sizes up to 40 -> 60, including the output pixels whose
+    # centre falls exactly halfway between two input pixels (an even size
+    # to an odd one), against scikit-image itself.
+    from skimage.transform import resize
+
+    rng = np.random.default_rng(3)
+    for height in range(1, 41, 3):
+        labels = rng.integers(-1, 8, (height, 2 * height + 1))
+        for new_height in range(1, 61, 2):
+            shape = (new_height, max(1, 3 * new_height // 2))
+            expected = resize(labels, shape, order=0, anti_aliasing=False,
+                              preserve_range=True).astype(labels.dtype)
+            ours = resize_labels(labels, shape)
+            assert ours.dtype == labels.dtype
+            np.testing.assert_array_equal(ours, expected,
+                                          err_msg=f"{labels.shape} -> {shape}")
+    assert resize_labels(labels, shape).flags.writeable
