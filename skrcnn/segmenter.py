@@ -219,9 +219,11 @@ class RecurrentCNNSegmenter(BaseEstimator):
         convolutions' own temporaries (at most 512 MiB over all threads,
         kept for reuse between calls) come on top. Every band recomputes
         the context of the rows at its edges, so a larger budget is
-        faster on large images: a 900x1200 image with rcnn2 and 3
-        instances took 13.0 / 9.0 / 6.7 s at 256 MiB / the default / 2
-        GiB, its peak memory 0.8 / 1.35 / 1.5 GB above the process's.
+        faster on large images: one 900x1200 image with rcnn2 and 3
+        instances, in a fresh process, took 13.0 / 9.0 / 6.7 s at 256 MiB
+        / the default / 2 GiB, its peak memory 0.8 / 1.35 / 1.5 GB above
+        the process's (warm, 768 MiB in two bands against 2 GiB in one:
+        6.8 against 5.7 s).
 
     Attributes
     ----------
