@@ -14,10 +14,11 @@ class Tanh(Function):
 
     def backward(self, grad_y):
         (y,) = self.saved
+        xp = get_array_module(y)
         grad_x = y * y
-        grad_x -= 1
+        xp.subtract(1, grad_x, out=grad_x)  # in place: no negated copy
         grad_x *= grad_y
-        return (-grad_x,)
+        return (grad_x,)
 
 
 def tanh(x):
