@@ -201,9 +201,9 @@ class RecurrentCNNSegmenter(BaseEstimator):
         Continue from the fitted weights on the next ``fit``.
     random_state : int, RandomState instance or None, default=None
         Seeds weights, sampling and the validation split: the same seed on
-        the same device, with the same number of CPU threads (which fixes
-        how the work is cut, and so the order of floating-point sums),
-        gives the same model, bit for bit. A RandomState instance is
+        the same device, with the same number of CPU threads and the same
+        L2 cache size (which fix how the work is cut, and so the order of
+        floating-point sums), gives the same model, bit for bit. A RandomState instance is
         copied by ``fit``, not advanced: fitting twice gives the same model
         (as a seed does).
     verbose : int, default=0
