@@ -18,7 +18,8 @@ def _read(path):
 
 def _parse_size(text):
     """Bytes of a sysfs cache size such as ``1024K``; None if unreadable."""
-    number, unit = text.rstrip("KMG"), text[len(text.rstrip("KMG")):]
+    number = text.rstrip("KMG")
+    unit = text[len(number):]
     if not number.isdigit() or unit not in _UNITS:
         return None
     return int(number) * _UNITS[unit]

@@ -203,9 +203,9 @@ class RecurrentCNNSegmenter(BaseEstimator):
         Seeds weights, sampling and the validation split: the same seed on
         the same device, with the same number of CPU threads and the same
         L2 cache size (which fix how the work is cut, and so the order of
-        floating-point sums), gives the same model, bit for bit. A RandomState instance is
-        copied by ``fit``, not advanced: fitting twice gives the same model
-        (as a seed does).
+        floating-point sums), gives the same model, bit for bit. A
+        RandomState instance is copied by ``fit``, not advanced: fitting
+        twice gives the same model (as a seed does).
     verbose : int, default=0
         Print one line per epoch (loss, validation score, elapsed time).
     max_inference_bytes : int, default=805306368

@@ -185,6 +185,17 @@ class _Convolution(Function):
         return need_x, need_w, (len(self.needs_input_grad) > 2
                                 and self.needs_input_grad[2])
 
+    @staticmethod
+    def _sum_in_chunk_order(term_lists, shape, dtype, xp):
+        """The sum of every run's list of per-chunk terms, added in chunk
+        order whatever the number of runs, so that a gradient does not
+        depend on how the chunks were shared out."""
+        total = xp.zeros(shape, dtype=dtype)
+        for terms in term_lists:
+            for term in terms:
+                total += term
+        return total
+
 
 class Convolution2D(_Convolution):
     """Cross-correlation of NCHW images with OIHW weights, optional bias."""
@@ -336,22 +347,16 @@ class Convolution2D(_Convolution):
             for _, _, target_x in results:
                 if target_x is not grad_x:
                     grad_x += target_x
-        # Terms are summed in chunk order whatever the number of runs, so the
-        # gradients do not depend on how the chunks were shared out.
         grad_w = grad_b = None
         if need_w:
-            grad_w_rows = xp.zeros(w_rows.shape, dtype=x.dtype)
-            for terms, _, _ in results:
-                for term in terms:
-                    grad_w_rows += term
+            grad_w_rows = self._sum_in_chunk_order(
+                [terms for terms, _, _ in results], w_rows.shape, x.dtype, xp)
             grad_w = xp.ascontiguousarray(
                 grad_w_rows.reshape(n_groups, o, c, group, kw)
                 .transpose(1, 2, 0, 3, 4).reshape(o, c, kh, kw))
         if need_b:
-            grad_b = xp.zeros(o, dtype=x.dtype)
-            for _, terms, _ in results:
-                for term in terms:
-                    grad_b += term
+            grad_b = self._sum_in_chunk_order(
+                [terms for _, terms, _ in results], (o,), x.dtype, xp)
         return grad_x, grad_w, grad_b
 
 
@@ -443,12 +448,8 @@ class PointwiseConvolution2D(_Convolution):
         results = _parallel.map_parts(run, chunks, xp)
         grad_w = grad_b = None
         if need_w:
-            # Summed in chunk order, whatever the number of runs.
-            grad_w = xp.zeros((o, c), dtype=x.dtype)
-            for terms in results:
-                for term in terms:
-                    grad_w += term
-            grad_w = grad_w.reshape(o, c, 1, 1)
+            grad_w = self._sum_in_chunk_order(results, (o, c), x.dtype, xp) \
+                .reshape(o, c, 1, 1)
         if need_b:
             grad_b = grad_y.sum(axis=(0, 2, 3))
         return grad_x, grad_w, grad_b
