@@ -15,8 +15,8 @@ import joblib
 import numpy as np
 import pytest
 from sklearn.base import clone
-from sklearn.model_selection import (GridSearchCV, KFold, cross_val_score,
-                                     cross_validate)
+from sklearn.model_selection import (GridSearchCV, KFold, cross_val_predict,
+                                     cross_val_score, cross_validate)
 from sklearn.pipeline import make_pipeline
 
 from scenes import SMALL, colour_scenes
@@ -101,6 +101,17 @@ def test_cross_val_score_equals_a_manual_loop(data, model, cv):
                                   lambda m, X, y: m.score(X, y))
     np.testing.assert_array_equal(scores, expected)
     assert np.all(scores > 0.5)
+
+
+def test_cross_val_predict_gives_each_image_its_out_of_fold_labels(data):
+    X, y = data
+    cv = ImageKFold(3, random_state=2)
+    predictions = cross_val_predict(segmenter(), X, y, cv=cv)
+    assert predictions.shape == y.shape
+    for train, test in cv.split(X):
+        fold_model = segmenter().fit(X[train], y[train])
+        np.testing.assert_array_equal(predictions[test],
+                                      fold_model.predict(X[test]))
 
 
 def test_cross_val_score_on_a_list_of_images_of_several_sizes(mixed_data):
