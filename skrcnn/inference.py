@@ -19,6 +19,8 @@ the labelled pixels keep their exact values.
   same scores with far less work.
 """
 
+import warnings
+
 import numpy as np
 
 from .autograd import no_grad
@@ -49,7 +51,9 @@ def pass_scores(network, padded, n_instances, output_stride, top, left,
     q*b)`` in ``padded`` for ``a < n_rows``, ``b < n_cols``.
 
     One network pass with output stride ``q``, cut into bands of output rows
-    when its activations would exceed ``max_bytes``.
+    when its activations would exceed ``max_bytes``. A band that runs out of
+    memory (``MemoryError``; CuPy's ``OutOfMemoryError`` is one) is computed
+    again in bands half as tall, with a warning, down to one output row.
 
     Returns
     -------
@@ -60,17 +64,50 @@ def pass_scores(network, padded, n_instances, output_stride, top, left,
     side = network.patch_size(n_instances)
     width = side + q * (n_cols - 1)
     band = _rows_per_band(network, q, side, width, n_rows, max_bytes)
-    bands = []
+    bands, first = [], 0
     with no_grad():
-        for first in range(0, n_rows, band):
+        while first < n_rows:
             rows = min(band, n_rows - first)
             start = top + q * first
             window = padded[None, :, start:start + side + q * (rows - 1),
                             left:left + width]
-            scores = network.forward(xp.ascontiguousarray(window),
-                                     n_instances, output_stride=q)
-            bands.append(scores.data[0])
+            try:
+                scores = network.forward(xp.ascontiguousarray(window),
+                                         n_instances, output_stride=q)
+            except MemoryError as error:
+                if rows == 1:
+                    raise MemoryError(
+                        f"out of memory computing even one output row of a "
+                        f"{padded.shape[1]}x{padded.shape[2]} padded image "
+                        f"({width} input columns, a {side}-pixel context "
+                        f"patch); use fewer instances or smaller images"
+                    ) from error
+                failed = True
+            else:
+                failed = False
+                bands.append(scores.data[0])
+                first += rows
+            if failed:
+                # Out here, not in the except clause, whose traceback still
+                # holds the failed band's arrays.
+                band = _retry_smaller(xp, rows, max_bytes)
     return bands[0] if len(bands) == 1 else xp.concatenate(bands, axis=1)
+
+
+def _retry_smaller(xp, rows, max_bytes):
+    """After running out of memory on a band of ``rows`` output rows: free
+    what can be freed and return the next band height, half as tall.
+    CuPy raises ``OutOfMemoryError``, a ``MemoryError``, when the GPU is
+    full (its memory also holds what other programs and the pool cache);
+    ``max_bytes`` is an estimate made without knowing that."""
+    warnings.warn(
+        f"out of memory on a band of {rows} output rows (max_inference_bytes"
+        f"={max_bytes}); retrying in bands of {rows // 2}. A lower "
+        f"max_inference_bytes avoids the failed attempt", UserWarning,
+        stacklevel=4)
+    if xp.__name__ != "numpy":
+        xp.get_default_memory_pool().free_all_blocks()
+    return rows // 2
 
 
 def _bytes_per_input_row(network, width):

@@ -223,7 +223,9 @@ class RecurrentCNNSegmenter(BaseEstimator):
         instances, in a fresh process, took 13.0 / 9.0 / 6.7 s at 256 MiB
         / the default / 2 GiB, its peak memory 0.8 / 1.35 / 1.5 GB above
         the process's (warm, 768 MiB in two bands against 2 GiB in one:
-        6.8 against 5.7 s).
+        6.8 against 5.7 s). A band that runs out of memory anyway (on a
+        GPU shared with other programs, say) is computed again in bands
+        half as tall, with a warning.
 
     Attributes
     ----------

@@ -86,3 +86,25 @@ def test_gpu_fitted_model_loads_and_predicts_on_cpu(params):
     restored.set_params(device="cpu")
     np.testing.assert_allclose(restored.predict_proba(X[:2]), expected,
                                atol=1e-5)
+
+
+def test_out_of_memory_on_the_gpu_is_retried_in_smaller_bands():
+    import cupy
+
+    model, X = _fit("gpu")
+    # 1024x1024: about 14 MiB of activations in one-row bands and 130 MiB
+    # in one pass (skrcnn.inference's estimates); a 40 MiB pool forces
+    # the retries.
+    image = np.tile(X[0], (52, 43, 1))[:1024, :1024]
+    expected = model.predict_proba([image])[0]
+    model.set_params(max_inference_bytes=2 ** 31)
+    pool = cupy.get_default_memory_pool()
+    pool.free_all_blocks()
+    limit = pool.get_limit()
+    try:
+        pool.set_limit(size=40 * 2 ** 20)
+        with pytest.warns(UserWarning, match="out of memory on a band of"):
+            retried = model.predict_proba([image])[0]
+    finally:
+        pool.set_limit(size=limit)
+    np.testing.assert_allclose(retried, expected, rtol=0, atol=1e-5)

@@ -112,6 +112,58 @@ def test_row_bands_give_the_same_scores():
                                atol=1e-5)
 
 
+class _MemoryCap:
+    """Wraps ``net.forward`` so that a pass over more than ``max_rows``
+    input rows raises MemoryError, as a full GPU (CuPy's OutOfMemoryError
+    is a MemoryError) or a capped process would; records every attempt."""
+
+    def __init__(self, net, max_rows):
+        self.forward, self.max_rows, self.attempts = net.forward, max_rows, []
+        net.forward = self
+
+    def __call__(self, x, *args, **kwargs):
+        self.attempts.append(x.shape[2])
+        if x.shape[2] > self.max_rows:
+            raise MemoryError("injected: out of memory")
+        return self.forward(x, *args, **kwargs)
+
+
+@pytest.mark.parametrize("output_stride, n_rows, attempts", [
+    # Whole pass, then halved after each failure; once 4 rows fit, bands of
+    # 4 to the end.
+    (1, 37, [37, 18, 9] + [4] * 9 + [1]),
+    (4, 9, [9, 4, 4, 1])])
+def test_bands_that_run_out_of_memory_are_retried_half_as_tall(
+        output_stride, n_rows, attempts):
+    net = _network("rcnn2", seed=3)
+    image = np.random.default_rng(4).standard_normal((3, 37, 21)).astype(
+        np.float32)
+    side = net.patch_size(2)
+    padded = pad_for_patches(image, side)
+    whole = pass_scores(net, padded, 2, output_stride, 0, 0, n_rows, 5)
+    # Memory for the input of 5 output rows at most.
+    cap = _MemoryCap(net, side + output_stride * 4)
+    with pytest.warns(UserWarning, match="out of memory on a band of"):
+        retried = pass_scores(net, padded, 2, output_stride, 0, 0, n_rows,
+                              5)
+    np.testing.assert_allclose(retried, whole, rtol=0, atol=1e-6)
+    assert [(height - side) // output_stride + 1
+            for height in cap.attempts] == attempts
+
+
+def test_running_out_of_memory_on_one_row_is_an_error():
+    net = _network("rcnn2", seed=3)
+    image = np.zeros((3, 12, 10), np.float32)
+    padded = pad_for_patches(image, net.patch_size(2))
+    cap = _MemoryCap(net, 0)
+    with pytest.warns(UserWarning, match="out of memory"), \
+            pytest.raises(MemoryError, match="even one output row of a "
+                          "78x76 padded image") as raised:
+        pass_scores(net, padded, 2, 1, 0, 0, 12, 10)
+    assert str(raised.value.__cause__) == "injected: out of memory"
+    assert [(h - 67) + 1 for h in cap.attempts] == [12, 6, 3, 1]
+
+
 def test_pad_centres_every_pixel():
     image = np.arange(2 * 3 * 3, dtype=np.float32).reshape(2, 3, 3)
     padded = pad_for_patches(image, 4)         # 1 before, 2 after

@@ -13,6 +13,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from scenes import SMALL, colour_scenes, horizon_scenes
 from skrcnn.inference import image_scores
+from skrcnn.network import RecurrentNetwork
 from skrcnn.preprocessing import standardize_image
 from skrcnn.segmenter import RecurrentCNNSegmenter
 
@@ -246,6 +247,24 @@ def test_predict_proba_of_fewer_instances(fitted, colour_data):
     scores, _, _ = image_scores(network, image, 1)
     first = fitted.predict_proba(X[:1], n_instances=1)[0]
     np.testing.assert_allclose(first, _softmax_hwc(scores), atol=1e-6)
+
+
+def test_prediction_that_runs_out_of_memory_goes_on_in_smaller_bands(
+        fitted, colour_data, monkeypatch):
+    _, (X_test, _) = colour_data
+    expected = fitted.predict_proba(X_test[:2])
+    side = fitted.patch_size_
+    forward = RecurrentNetwork.forward
+
+    def capped(network, x, *args, **kwargs):
+        if x.shape[2] > side + 4:  # room for 5 output rows of a dense pass
+            raise MemoryError("injected: out of memory")
+        return forward(network, x, *args, **kwargs)
+
+    monkeypatch.setattr(RecurrentNetwork, "forward", capped)
+    with pytest.warns(UserWarning, match="out of memory on a band of"):
+        retried = fitted.predict_proba(X_test[:2])
+    np.testing.assert_allclose(retried, expected, rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("n_instances", [1, 2])
