@@ -99,7 +99,8 @@ def torch_forward(torch, layers, params, rgb, n_instances, dense):
 
     scores, dilation = instance(rgb, 1, True)
     pooled, spacing = rgb, 1
-    box = torch.full((3, 1, stride, stride), 1.0 / stride ** 2)
+    box = torch.full((3, 1, stride, stride), 1.0 / stride ** 2,
+                     dtype=rgb.dtype, device=rgb.device)
     for offset in rgb_offsets(layers, n_instances):
         if dense:  # dilated average pooling as a depthwise convolution
             pooled = F.conv2d(pooled, box, dilation=spacing, groups=3)

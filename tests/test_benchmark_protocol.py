@@ -486,3 +486,34 @@ def test_resolution_takes_a_skrcnn_train_file_or_a_bare_estimator(
     with pytest.raises(SystemExit):
         resolution.main(["--model", str(tmp_path / "bad.joblib")])
     assert "--model " in capsys.readouterr().err
+
+
+def _tiny_gpu_benchmark_args():
+    """benchmarks/gpu.py's options for a dry run on NumPy, shrunk."""
+    import gpu
+
+    args = gpu.parse_args(["--device", "cpu", "--quick"])
+    args.torch_device = "cpu"
+    args.batches, args.image_shapes = (2,), ((20, 26),)
+    args.repeats, args.min_seconds = 1, 0.0
+    return gpu, args
+
+
+def test_gpu_benchmark_dry_run_on_numpy():
+    gpu, args = _tiny_gpu_benchmark_args()
+    sync = gpu.make_sync(np, None, "cpu")
+    training = gpu.training_rows(args, np, None, sync)
+    assert [row["net"] for row in training] == ["rcnn2-2", "rcnn2-3",
+                                                 "plain"]
+    assert all(row["ours_per_s"] > 0 for row in training)
+    (prediction,) = gpu.prediction_rows(args, np, None, sync)
+    assert prediction["image"] == "20x26" and prediction["ours_s"] > 0
+
+
+def test_gpu_benchmark_pytorch_reference_agrees_with_skrcnn():
+    torch = pytest.importorskip("torch")
+    gpu, args = _tiny_gpu_benchmark_args()
+    (row,) = gpu.prediction_rows(args, np, torch,
+                                 gpu.make_sync(np, torch, "cpu"))
+    # The same weights through PyTorch's dilated pass: the same scores.
+    assert row["max_abs_diff"] < 1e-5
