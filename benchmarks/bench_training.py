@@ -32,6 +32,7 @@ import numpy as np
 from skrcnn._allocator import retain_freed_memory
 from skrcnn._parallel import parallel_cpu
 from skrcnn.architecture import patch_size, resolve_layers
+from skrcnn.backend import to_numpy
 from skrcnn.inference import image_scores
 from skrcnn.network import RecurrentNetwork, rgb_offsets
 from skrcnn.training import SGD, accumulate_loss, zero_grads
@@ -116,11 +117,13 @@ def torch_forward(torch, layers, params, rgb, n_instances, dense):
 
 
 def torch_training_step(torch, layers, network, patches, targets,
-                        n_instances):
-    params = [torch.tensor(p.data, requires_grad=True)
-              for p in network.params]
-    x = torch.from_numpy(patches)
-    t = torch.from_numpy(targets)
+                        n_instances, device="cpu"):
+    """One PyTorch SGD step on ``device``, with ``network``'s weights (on
+    NumPy or CuPy)."""
+    params = [torch.tensor(to_numpy(p.data), device=device,
+                           requires_grad=True) for p in network.params]
+    x = torch.from_numpy(patches).to(device)
+    t = torch.from_numpy(targets).to(device)
     optimiser = torch.optim.SGD(params, lr=1e-4)
 
     def step():

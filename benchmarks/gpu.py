@@ -35,7 +35,8 @@ import time
 
 import numpy as np
 
-from bench_training import N_CLASSES, NETWORKS, torch_forward
+from bench_training import (N_CLASSES, NETWORKS, torch_forward,
+                            torch_training_step)
 from skrcnn._allocator import retain_freed_memory
 from skrcnn._parallel import parallel_cpu
 from skrcnn.architecture import patch_size, resolve_layers
@@ -75,12 +76,6 @@ def median_time(fn, sync, repeats, min_seconds):
     return statistics.median(times)
 
 
-def torch_params(torch, network, device, requires_grad):
-    return [torch.tensor(to_numpy(p.data), device=device,
-                         requires_grad=requires_grad)
-            for p in network.params]
-
-
 def training_rows(args, xp, torch, sync):
     rows = []
     for (name, n_instances), label in NETWORKS.items():
@@ -106,29 +101,13 @@ def training_rows(args, xp, torch, sync):
                    median_time(ours, sync, args.repeats, args.min_seconds)}
             if torch is not None:
                 row["torch_per_s"] = batch / median_time(
-                    torch_training_step(torch, args.torch_device, layers,
-                                        network, patches, targets,
-                                        n_instances),
+                    torch_training_step(torch, layers, network, patches,
+                                        targets, n_instances,
+                                        args.torch_device),
                     sync, args.repeats, args.min_seconds)
             rows.append(row)
             print_training_row(row)
     return rows
-
-
-def torch_training_step(torch, device, layers, network, patches, targets,
-                        n_instances):
-    params = torch_params(torch, network, device, True)
-    x = torch.from_numpy(patches).to(device)
-    t = torch.from_numpy(targets).to(device)
-    optimiser = torch.optim.SGD(params, lr=1e-4)
-
-    def step():
-        optimiser.zero_grad()
-        scores = torch_forward(torch, layers, params, x, n_instances, False)
-        loss = torch.nn.functional.cross_entropy(scores[:, :, 0, 0], t)
-        loss.backward()
-        optimiser.step()
-    return step
 
 
 def print_training_row(row):
@@ -162,7 +141,8 @@ def prediction_rows(args, xp, torch, sync):
             top = (side - 1) // 2
             padded = np.pad(image, ((0, 0), (top, side - 1 - top),
                                     (top, side - 1 - top)))
-            params = torch_params(torch, network, args.torch_device, False)
+            params = [torch.tensor(to_numpy(p.data), device=args.torch_device)
+                      for p in network.params]
             x = torch.from_numpy(padded[None].copy()).to(args.torch_device)
 
             def torch_dense():
