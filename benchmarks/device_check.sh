@@ -10,6 +10,13 @@
 # Writes its logs and benchmarks/gpu.py's figures (gpu.json) to $OUT (the
 # device tool's folder that comes back), or to ./device-check elsewhere.
 # Each part has its own time limit, so one that hangs leaves the rest.
+#
+# The Stanford protocol on the GPU needs the archive carried along (11.7 MB;
+# ../shared does not travel): here, `mkdir -p .gpu-data && cp
+# ../shared/data/iccv09Data.tar.gz .gpu-data/` (an ignored folder), name
+# .gpu-data in the call's carry, and run there e.g. `python3
+# benchmarks/stanford.py --canonical --device gpu --data-home .gpu-data
+# --train-minutes 5`.
 set -o pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
