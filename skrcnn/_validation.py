@@ -150,6 +150,22 @@ def check_label_values(labels, where):
                              "outside the range of 64-bit integers")
 
 
+def check_classes(classes):
+    """``partial_fit``'s ``classes``: distinct non-negative integers (floats
+    of whole numbers pass, as they do in ``y``), returned sorted as int64."""
+    given = np.asarray(classes)
+    whole = (given.dtype.kind in "iu"
+             and given.max(initial=0) <= np.iinfo(np.int64).max) or (
+        given.dtype.kind == "f" and np.isfinite(given).all()
+        and (given == np.round(given)).all()
+        and (np.abs(given) < 2 ** 53).all())
+    if (given.ndim != 1 or given.size == 0 or not whole or (given < 0).any()
+            or np.unique(given).size != given.size):
+        raise ValueError(f"classes must be distinct non-negative integers, "
+                         f"got {given!r}")
+    return np.sort(given.astype(np.int64))
+
+
 def check_teacher_proba(teacher_proba, images, n_classes,
                         name="teacher_proba"):
     """Check per-pixel class distributions against their images.

@@ -16,9 +16,10 @@ from sklearn.utils import check_random_state
 from ._allocator import retain_freed_memory
 from ._parallel import parallel_cpu
 from ._validation import (check_bool, check_choice, check_class_weight_spec,
-                          check_images, check_label_maps, check_positive_int,
-                          check_real, check_scale_range, check_teacher_proba,
-                          check_test_time_scales, resolve_class_weight)
+                          check_classes, check_images, check_label_maps,
+                          check_positive_int, check_real, check_scale_range,
+                          check_teacher_proba, check_test_time_scales,
+                          resolve_class_weight)
 from .architecture import (CLASSES, _positive_int, instance_stride,
                            patch_size, resolve_layers)
 from .autograd import Variable
@@ -184,10 +185,11 @@ class RecurrentCNNSegmenter(BaseEstimator):
         Hold out ``validation_fraction`` of the training images (split by
         image) and stop when their pixel accuracy (on every
         ``stride ** n_instances``-th pixel of each side, one strided pass an
-        image: an unbiased sample) stops improving; the best
-        weights are restored. Only epochs with all ``n_instances``
-        instances count (not the first stage of the staged schedule). A ``warm_start`` fit on as many images holds
-        out the same ones and keeps the best weights across fits: the
+        image: an unbiased sample) stops improving; the best weights are
+        restored. Only epochs with all ``n_instances`` instances count (not
+        the first stage of the staged schedule). A ``warm_start`` fit on as
+        many images holds out the same ones and keeps the best weights
+        across fits: the
         fitted weights, scored again as this fit scores, compete with the
         new epochs. ``partial_fit`` (and a fit without early stopping)
         trains on every image, so the next early-stopping fit draws a new
@@ -446,19 +448,7 @@ class RecurrentCNNSegmenter(BaseEstimator):
         if not first:
             self._check_same_architecture(layers)
         if classes is not None:
-            given = np.asarray(classes)
-            # Whole-number floats pass, as they do in y.
-            whole = (given.dtype.kind in "iu"
-                     and given.max(initial=0) <= np.iinfo(np.int64).max) or (
-                given.dtype.kind == "f" and np.isfinite(given).all()
-                and (given == np.round(given)).all()
-                and (np.abs(given) < 2 ** 53).all())
-            if (given.ndim != 1 or given.size == 0 or not whole
-                    or (given < 0).any()
-                    or np.unique(given).size != given.size):
-                raise ValueError(f"classes must be distinct non-negative "
-                                 f"integers, got {given!r}")
-            classes = np.sort(given.astype(np.int64))
+            classes = check_classes(classes)
             if not first and not np.array_equal(classes, self.classes_):
                 raise ValueError(f"classes={classes.tolist()} differs from "
                                  f"the fitted classes_="
