@@ -5,9 +5,9 @@ narrower layers so that the whole demo runs in about a minute even on a
 slow 2-core CPU) on :func:`~skrcnn.datasets.make_scenes`, where sky and
 water look the same and only the layout tells them apart. It reports
 cross-validated held-out scores after each recurrent instance (the same
-weights run 1, 2, 3 times) beside the majority-class baseline, and writes a picture in the style
-of the paper's Fig. 5: image, ground truth, and the labelling after each
-instance.
+weights run 1, 2, 3 times) beside the majority-class baseline, and writes
+a picture in the style of the paper's Fig. 5: image, ground truth, and the
+labelling after each instance.
 """
 
 import time
@@ -139,8 +139,8 @@ def run_demo(n_images=120, epochs=6, n_instances=3, seed=0,
                         for p in range(1, n_instances + 1))
     sink(f"training rcnn2 ({n_instances} instances, context {contexts} "
          f"pixels) on synthetic scenes of {image_shape[0]}x{image_shape[1]}, "
-         f"{epochs} epoch{'s' if epochs != 1 else ''}, {n_folds}-fold cross-validation over "
-         f"{n_images} scenes")
+         f"{epochs} epoch{'s' if epochs != 1 else ''}, {n_folds}-fold "
+         f"cross-validation over {n_images} scenes")
     fit_seconds, per_fold, picture = 0.0, [], None
     folds = ImageKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     for fold, (train, test) in enumerate(folds.split(X)):

@@ -8,5 +8,6 @@ from .convolution import conv2d
 from .loss import softmax_cross_entropy
 from .pooling import avg_pool2d, max_pool2d
 
-__all__ = ["avg_pool2d", "bias_add", "channel_slice", "concat", "conv2d", "crop", "max_pool2d",
-           "pad", "softmax_cross_entropy", "tanh", "weighted_sum"]
+__all__ = ["avg_pool2d", "bias_add", "channel_slice", "concat", "conv2d",
+           "crop", "max_pool2d", "pad", "softmax_cross_entropy", "tanh",
+           "weighted_sum"]
