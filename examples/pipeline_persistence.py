@@ -66,9 +66,10 @@ def main(argv=None, sink=print):
         ".joblib"
     pipeline = make_pipeline(
         ImageStandardizer(),
-        RecurrentCNNSegmenter(architecture="rcnn2", hidden_sizes=(16, 32), crop_size=None,
-                              n_instances=3, instance_schedule="random",
-                              max_iter=epochs, random_state=args.seed))
+        RecurrentCNNSegmenter(architecture="rcnn2", hidden_sizes=(16, 32),
+                              crop_size=None, n_instances=3,
+                              instance_schedule="random", max_iter=epochs,
+                              random_state=args.seed))
     sink(f"fitting {' + '.join(pipeline.named_steps)} on {data['name']}, "
          f"{epochs} epochs")
     timings = {}

@@ -62,8 +62,9 @@ def main(argv=None, sink=print):
     data = load_data(args)
     epochs = resolve(args, "epochs")
     model = RecurrentCNNSegmenter(
-        architecture="rcnn2", hidden_sizes=(16, 32), crop_size=None, n_instances=N_INSTANCES,
-        instance_schedule="random", max_iter=epochs, random_state=args.seed,
+        architecture="rcnn2", hidden_sizes=(16, 32), crop_size=None,
+        n_instances=N_INSTANCES, instance_schedule="random", max_iter=epochs,
+        random_state=args.seed,
         verbose=0 if args.quick else 1)
     contexts = [patch_size(resolve_layers("rcnn2"), p)
                 for p in range(1, N_INSTANCES + 1)]

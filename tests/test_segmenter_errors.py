@@ -25,8 +25,9 @@ def _data():
 
 
 def _model(**params):
-    return RecurrentCNNSegmenter(**{**dict(architecture=SMALL, n_instances=2, crop_size=None,
-                                           max_iter=1), **params})
+    defaults = dict(architecture=SMALL, n_instances=2, crop_size=None,
+                    max_iter=1)
+    return RecurrentCNNSegmenter(**{**defaults, **params})
 
 
 @pytest.mark.parametrize("change,message", [
