@@ -269,12 +269,12 @@ class Convolution2D(_Convolution):
                     for b in range(per):
                         start = dh * group * b
                         term = partial[b, :, :, start:start + span:sh]
-                        if k == 0 and b == 0:
-                            out[...] = term
-                        else:
+                        if k or b:
                             xp.add(out, term, out=out)
-                if bias is not None:  # while the chunk is still in cache
-                    out += bias.reshape(-1, 1, 1, 1)
+                        elif bias is None:
+                            out[...] = term
+                        else:  # the bias comes with the first copy
+                            xp.add(term, bias.reshape(-1, 1, 1, 1), out=out)
 
         _parallel.map_parts(run, chunks, xp)
         self._keep_inputs(x, weight)
