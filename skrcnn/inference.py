@@ -71,35 +71,41 @@ def pass_scores(network, padded, n_instances, output_stride, top, left,
             start = top + q * first
             window = padded[None, :, start:start + side + q * (rows - 1),
                             left:left + width]
-            try:
-                scores = network.forward(xp.ascontiguousarray(window),
-                                         n_instances, output_stride=q)
-            except MemoryError as error:
-                if rows == 1:
-                    raise MemoryError(
-                        f"out of memory computing even one output row of a "
-                        f"{padded.shape[1]}x{padded.shape[2]} padded image "
-                        f"({width} input columns, a {side}-pixel context "
-                        f"patch); use fewer instances or smaller images"
-                    ) from error
-                failed = True
-            else:
-                failed = False
-                bands.append(scores.data[0])
-                first += rows
-            if failed:
-                # Out here, not in the except clause, whose traceback still
-                # holds the failed band's arrays.
-                band = _retry_smaller(xp, rows, max_bytes)
+            scores, error = _scores_unless_out_of_memory(network, window,
+                                                         n_instances, q)
+            if error is not None:
+                band = _retry_smaller(xp, rows, error, max_bytes,
+                                      padded.shape, side)
+                continue
+            bands.append(scores)
+            first += rows
     return bands[0] if len(bands) == 1 else xp.concatenate(bands, axis=1)
 
 
-def _retry_smaller(xp, rows, max_bytes):
-    """After running out of memory on a band of ``rows`` output rows: free
-    what can be freed and return the next band height, half as tall.
-    CuPy raises ``OutOfMemoryError``, a ``MemoryError``, when the GPU is
-    full (its memory also holds what other programs and the pool cache);
+def _scores_unless_out_of_memory(network, window, n_instances, q):
+    """``(scores, None)`` of the pass on one band, or ``(None, error)`` if
+    it ran out of memory; the error comes without its traceback, which
+    would keep the failed attempt's arrays alive."""
+    try:
+        return network.forward(_xp(window).ascontiguousarray(window),
+                               n_instances, output_stride=q).data[0], None
+    except MemoryError as error:
+        return None, error.with_traceback(None)
+
+
+def _retry_smaller(xp, rows, error, max_bytes, padded_shape, side):
+    """After ``error`` (out of memory) on a band of ``rows`` output rows:
+    free what can be freed and return the next band height, half as tall;
+    a MemoryError if the band was one row. CuPy raises
+    ``OutOfMemoryError``, a ``MemoryError``, when the GPU is full (its
+    memory also holds what other programs and the pool cache);
     ``max_bytes`` is an estimate made without knowing that."""
+    if rows == 1:
+        raise MemoryError(
+            f"out of memory computing even one output row of a "
+            f"{padded_shape[1]}x{padded_shape[2]} padded image (a "
+            f"{side}-pixel context patch); use fewer instances or smaller "
+            f"images") from error
     warnings.warn(
         f"out of memory on a band of {rows} output rows (max_inference_bytes"
         f"={max_bytes}); retrying in bands of {rows // 2}. A lower "

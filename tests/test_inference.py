@@ -2,6 +2,8 @@
 on it: per-pixel patch evaluation is the reference for shift-and-stitch and
 the dense pass, at full and reduced output resolution."""
 
+import weakref
+
 import numpy as np
 import pytest
 
@@ -115,15 +117,21 @@ def test_row_bands_give_the_same_scores():
 class _MemoryCap:
     """Wraps ``net.forward`` so that a pass over more than ``max_rows``
     input rows raises MemoryError, as a full GPU (CuPy's OutOfMemoryError
-    is a MemoryError) or a capped process would; records every attempt."""
+    is a MemoryError) or a capped process would; records every attempt,
+    and checks that each new attempt starts with a failed one's arrays
+    freed."""
 
     def __init__(self, net, max_rows):
         self.forward, self.max_rows, self.attempts = net.forward, max_rows, []
+        self.failed_arrays = []
         net.forward = self
 
     def __call__(self, x, *args, **kwargs):
+        assert all(ref() is None for ref in self.failed_arrays)
         self.attempts.append(x.shape[2])
         if x.shape[2] > self.max_rows:
+            half_done = np.ones(x.shape)  # what a failed pass had made
+            self.failed_arrays.append(weakref.ref(half_done))
             raise MemoryError("injected: out of memory")
         return self.forward(x, *args, **kwargs)
 
