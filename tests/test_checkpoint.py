@@ -14,15 +14,21 @@ from skrcnn import RecurrentCNNSegmenter
 from skrcnn.metrics import pixel_accuracy
 from skrcnn.model_selection import canonical_stanford_split
 
-CHECKPOINT = (pathlib.Path(__file__).resolve().parent.parent / "benchmarks"
-              / "checkpoints" / "rcnn2_stanford_fold0.joblib")
+# Every lineage kept: rcnn2_stanford_fold0.joblib (square-root class
+# weights) and any other rcnn2 lineage of the canonical fold beside it.
+CHECKPOINTS = sorted((pathlib.Path(__file__).resolve().parent.parent
+                      / "benchmarks" / "checkpoints").glob("*.joblib"))
 
 
-@pytest.fixture(scope="module")
-def checkpoint():
-    with open(str(CHECKPOINT) + ".json") as f:
+def test_the_kept_lineage_is_there():
+    assert "rcnn2_stanford_fold0.joblib" in [c.name for c in CHECKPOINTS]
+
+
+@pytest.fixture(scope="module", params=CHECKPOINTS, ids=lambda c: c.name)
+def checkpoint(request):
+    with open(str(request.param) + ".json") as f:
         sidecar = json.load(f)
-    return joblib.load(CHECKPOINT), sidecar
+    return joblib.load(request.param), sidecar
 
 
 def test_checkpoint_is_the_papers_rcnn2_with_its_sidecar(checkpoint):
