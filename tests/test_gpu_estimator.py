@@ -92,9 +92,12 @@ def test_out_of_memory_on_the_gpu_is_retried_in_smaller_bands():
     import cupy
 
     model, X = _fit("gpu")
-    # 1024x1024: about 14 MiB of activations in one-row bands and 130 MiB
-    # in one pass (skrcnn.inference's estimates); a 40 MiB pool forces
-    # the retries.
+    # 1024x1024 with this small network: the whole pass needs some 200 MB
+    # (its first convolution's expanded input alone is 27 planes of the
+    # padded image), the rest of a labelling about 50 MB (the image, its
+    # padded copy, the scores and the softmax's temporaries, 12.6 MB
+    # each). A 96 MiB pool fails the whole pass but not bands of a
+    # quarter of it.
     image = np.tile(X[0], (52, 43, 1))[:1024, :1024]
     expected = model.predict_proba([image])[0]
     model.set_params(max_inference_bytes=2 ** 31)
@@ -102,7 +105,7 @@ def test_out_of_memory_on_the_gpu_is_retried_in_smaller_bands():
     pool.free_all_blocks()
     limit = pool.get_limit()
     try:
-        pool.set_limit(size=40 * 2 ** 20)
+        pool.set_limit(size=96 * 2 ** 20)
         with pytest.warns(UserWarning, match="out of memory on a band of"):
             retried = model.predict_proba([image])[0]
     finally:
