@@ -92,6 +92,7 @@ if _ROOT not in sys.path:
 from skrcnn import Variable, no_grad  # noqa: E402
 from skrcnn._allocator import retain_freed_memory  # noqa: E402
 from skrcnn._parallel import parallel_cpu  # noqa: E402
+from skrcnn.functions import _spectral  # noqa: E402
 from skrcnn.functions import (conv2d, max_pool2d, softmax_cross_entropy,  # noqa: E402
                               tanh)
 
@@ -326,7 +327,8 @@ def blas_threads():
 # Benchmarks of our operations
 # --------------------------------------------------------------------------
 
-def bench_conv_ours(x, w, b, dilation, need_x, settings, backward=True):
+def bench_conv_ours(x, w, b, dilation, need_x, settings, backward=True,
+                    gemm_too=False):
     grad_y = None
     if backward:
         oh = out_size(x.shape[2], w.shape[2], 1, dilation)
@@ -346,6 +348,15 @@ def bench_conv_ours(x, w, b, dilation, need_x, settings, backward=True):
 
     with parallel_cpu():  # skrcnn's threads, as in fit and predict
         result = {"fwd": measure(forward, settings)}
+        if gemm_too and _spectral.pays_off(x.shape, w.shape, (1, 1),
+                                           (dilation, dilation)):
+            # The same forward pass by the GEMM scheme the FFT replaced.
+            pays_off = _spectral.pays_off
+            _spectral.pays_off = lambda *args: False
+            try:
+                result["fwd_gemm"] = measure(forward, settings)
+            finally:
+                _spectral.pays_off = pays_off
         if backward:
             result["fb"] = measure(forward_backward, settings)
     return result
@@ -422,6 +433,11 @@ def bench_pool_torch(torch, x, stride, dilation, settings, backward):
 
         result["fb"] = measure(forward_backward, settings)
     return result
+
+
+def torch_pass(p):
+    """The PyTorch figure an ours-pass compares with."""
+    return "fwd" if p == "fwd_gemm" else p
 
 
 def random_conv_arrays(rng, n, c, o, h, w, k=8):
@@ -657,8 +673,10 @@ def benchmark(args, steps):
             "batch": 1, "x_shape": [1, c, h, w],
             "w_shape": [o, c, 8, 8], "dilation": d, "out_hw": [oh, ow],
             "input_grad": False, "fwd_gflop": flops / 1e9,
+            "fwd_gemm_gflop": flops / 1e9,
+            "fft": _spectral.pays_off(x.shape, weight.shape, (1, 1), (d, d)),
             "ours": bench_conv_ours(x, weight, bias, d, False, settings,
-                                    backward=False),
+                                    backward=False, gemm_too=True),
             "_arrays": (x, weight, bias)})
         del x
     pool_records = []
@@ -703,7 +721,7 @@ def benchmark(args, steps):
                 t["gflops_median"] = gflop / t["median_s"]
                 t["fraction_of_matmul"] = t["gflops_best"] / mm
         for p in record["ours"]:
-            theirs = record.get("torch", {}).get(p)
+            theirs = record.get("torch", {}).get(torch_pass(p))
             record["ours"][p]["speed_vs_torch"] = (
                 theirs["best_s"] / record["ours"][p]["best_s"] if theirs else None)
     for record in pool_records:
@@ -741,13 +759,17 @@ def benchmark(args, steps):
         rows = []
         for r in records:
             for p in passes:
+                if p not in r["ours"]:
+                    continue
                 ours = r["ours"][p]
-                theirs = r.get("torch", {}).get(p)
+                theirs = r.get("torch", {}).get(torch_pass(p))
                 shape = "x".join(map(str, r["x_shape"]))
                 rows.append([
                     r["label"], shape if p == passes[0] else "",
-                    {"fwd": "fwd", "fb": "fwd+bwd" + ("(dx,dw)" if r["input_grad"]
-                                                      else "(dw)")}[p],
+                    {"fwd": "fwd (FFT)" if r.get("fft") else "fwd",
+                     "fwd_gemm": "fwd, GEMM",
+                     "fb": "fwd+bwd" + ("(dx,dw)" if r["input_grad"]
+                                        else "(dw)")}[p],
                     f_ms(ours["median_s"]), f_ms(ours["best_s"]),
                     f_num(ours["gflops_best"]) + mark(ours),
                     f"{ours['fraction_of_matmul'] * 100:.0f}%",
@@ -765,9 +787,14 @@ def benchmark(args, steps):
     section(f"Dense (a trous) pass, one 240x320 image padded by {pad} "
             f"to {240 + pad}x{320 + pad}, rCNN2 3 instances, forward (no_grad)")
     table(headers, conv_rows([r for r in conv_records
-                              if r["kind"] in ("dense", "dense_info")], ("fwd",)))
+                              if r["kind"] in ("dense", "dense_info")],
+                             ("fwd", "fwd_gemm")))
     print("(info): instance 1's first conv as skrcnn.network runs it, on the "
           "3 RGB planes; not judged")
+    print("fwd (FFT): the path predict takes (skrcnn.functions._spectral); its "
+          "GFLOP/s count the direct convolution's multiply-adds, which the "
+          "FFT does not all perform. fwd, GEMM: the same layer by the GEMM "
+          "scheme, as training runs it.")
     if 64 not in settings.batches:
         print("(--quick: the batch-64 patch-training shapes are skipped)")
 
@@ -793,6 +820,9 @@ def benchmark(args, steps):
     bars = []
 
     def conv_bar(name, records, p, bar):
+        records = [r for r in records if p in r["ours"]]
+        if not records:
+            return
         worst = min(records, key=lambda r: r["ours"][p]["fraction_of_matmul"])
         fraction = worst["ours"][p]["fraction_of_matmul"]
         failing = [r["label"] for r in records
@@ -804,6 +834,8 @@ def benchmark(args, steps):
     conv_bar("conv fwd+bwd at batch 16 >= 60% of matmul", fb16, "fb",
              BARS["conv_fb_batch16"])
     conv_bar("dense-pass (dilated) conv fwd >= 65% of matmul", dense, "fwd",
+             BARS["dense_conv"])
+    conv_bar("(info: the same layers by the GEMM scheme alone)", dense, "fwd_gemm",
              BARS["dense_conv"])
     growth = [memory["peak_rss_growth_mib"], memory["rss_growth_mib"]]
     growth_ok = all(g is None or g <= MEMORY_TOLERANCE_MIB for g in growth)

@@ -36,9 +36,16 @@ reused between calls (see ``_workspace``). On a multi-core CPU the chunks are
 made equal and as many as a multiple of the threads, and the threads share
 them (see ``_parallel``). All of it is plain ``xp`` code, the same on NumPy
 and CuPy.
+
+A forward pass that records nothing for backward (inference) on a large
+map with many channels goes through the FFT instead (``_spectral``): on a
+CPU that needs far fewer operations than any GEMM scheme for the paper's
+25 -> 50 and 11 -> 25 layers, and gives the same values to float32
+rounding.
 """
 
 from .. import _parallel, _workspace
+from . import _spectral
 from .._cpu_cache import l2_cache_bytes
 from ..autograd import Function
 from ..backend import get_array_module
@@ -229,6 +236,12 @@ class Convolution2D(_Convolution):
 
     def forward(self, x, weight, bias=None):
         xp = get_array_module(x)
+        if (xp.__name__ == "numpy" and not any(self.needs_input_grad)
+                and _spectral.pays_off(x.shape, weight.shape, self.stride,
+                                       self.dilation)):
+            # Inference on a large map: no backward to keep E and Z's
+            # layout for, and the FFT needs far fewer multiply-adds.
+            return _spectral.correlate(x, weight, bias, self.dilation)
         o, c, kh, kw = weight.shape
         (sh, _), (dh, _) = self.stride, self.dilation
         oh, ow, group, chunks = self._plan(x, weight)

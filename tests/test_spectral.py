@@ -1,0 +1,151 @@
+"""The FFT correlation of inference passes against the loop reference, the
+GEMM scheme and the patch it must score like."""
+
+import numpy as np
+import pytest
+
+import reference_ops as ref
+import skrcnn.functions._spectral as spectral
+from skrcnn import _parallel, no_grad
+from skrcnn.architecture import resolve_layers
+from skrcnn.autograd import Variable
+from skrcnn.functions import conv2d
+from skrcnn.inference import image_scores
+from skrcnn.network import RecurrentNetwork
+
+# (n, c, h, w, o, kh, kw, dilation): square and non-square kernels, equal
+# and unequal dilations, odd sizes, outputs of one tile and of several
+# (MAX_TRANSFORM is 64), phases of unequal sizes.
+CASES = [
+    (1, 2, 9, 11, 3, 3, 3, (1, 1)),
+    (2, 3, 20, 17, 4, 5, 2, (2, 3)),
+    (1, 4, 41, 37, 2, 8, 8, (4, 4)),
+    (1, 1, 150, 90, 2, 3, 4, (1, 1)),
+    (1, 3, 140, 157, 5, 8, 8, (2, 2)),
+    (2, 2, 75, 80, 3, 2, 7, (3, 1)),
+    (1, 2, 7, 7, 1, 1, 1, (5, 2)),
+]
+
+
+def _case_arrays(case, dtype=np.float64):
+    n, c, h, w, o, kh, kw, _ = case
+    rng = np.random.default_rng(sum(case[:7]))
+    return (rng.standard_normal((n, c, h, w)).astype(dtype),
+            rng.standard_normal((o, c, kh, kw)).astype(dtype),
+            rng.standard_normal(o).astype(dtype))
+
+
+@pytest.fixture
+def threads(monkeypatch):
+    def set_threads(n):
+        monkeypatch.setattr(_parallel, "blas_threads", lambda: n)
+    return set_threads
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_correlation_matches_the_loop_reference(case):
+    x, weight, bias = _case_arrays(case)
+    dilation = case[-1]
+    expected = ref.conv2d_forward(x, weight, bias, dilation=dilation)
+    got = spectral.correlate(x, weight, bias, dilation)
+    assert got.dtype == np.float64 and got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
+    no_bias = spectral.correlate(x, weight, None, dilation)
+    np.testing.assert_allclose(no_bias, expected - bias[:, None, None],
+                               rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("case", CASES[2:5], ids=str)
+def test_float32_correlation_is_within_rounding(case):
+    x, weight, bias = _case_arrays(case)
+    expected = ref.conv2d_forward(x, weight, bias, dilation=case[-1])
+    got = spectral.correlate(*(a.astype(np.float32) for a in
+                               (x, weight, bias)), case[-1])
+    assert got.dtype == np.float32
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(got, expected, rtol=0, atol=2e-6 * scale)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_chunks_and_threads_cover_every_tile_once(n_threads, threads,
+                                                  monkeypatch):
+    # Chunks of one row of tiles each, shared over the threads: any tile
+    # computed twice or never would show in the comparison.
+    threads(n_threads)
+    monkeypatch.setattr(spectral, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(spectral, "MAX_TRANSFORM", 16)
+    case = (2, 3, 70, 61, 4, 4, 3, (2, 3))
+    x, weight, bias = _case_arrays(case)
+    expected = ref.conv2d_forward(x, weight, bias, dilation=case[-1])
+    np.testing.assert_allclose(spectral.correlate(x, weight, bias, case[-1]),
+                               expected, rtol=1e-10, atol=1e-10)
+
+
+def test_input_is_not_modified():
+    x, weight, bias = _case_arrays(CASES[4])
+    copies = [a.copy() for a in (x, weight, bias)]
+    spectral.correlate(x, weight, bias, (2, 2))
+    for original, copy in zip((x, weight, bias), copies):
+        np.testing.assert_array_equal(original, copy)
+
+
+def test_pays_off_only_for_wide_layers_on_large_maps():
+    wide, rgb = (50, 25, 8, 8), (25, 3, 8, 8)
+    assert spectral.pays_off((1, 25, 386, 466), wide, (1, 1), (2, 2))
+    assert not spectral.pays_off((1, 3, 394, 474), rgb, (1, 1), (1, 1))
+    assert not spectral.pays_off((1, 25, 60, 60), wide, (1, 1), (1, 1))
+    assert spectral.pays_off((2, 25, 60, 60), wide, (1, 1), (1, 1))
+    assert not spectral.pays_off((1, 25, 386, 466), wide, (2, 2), (1, 1))
+
+
+def _spy_correlate(monkeypatch):
+    calls = []
+    original = spectral.correlate
+
+    def spy(*args):
+        calls.append(args[0].shape)
+        return original(*args)
+
+    monkeypatch.setattr(spectral, "correlate", spy)
+    return calls
+
+
+def test_conv2d_takes_the_fft_only_when_no_gradient_is_needed(monkeypatch):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 25, 120, 130)).astype(np.float32)
+    weight = (rng.standard_normal((50, 25, 8, 8)) / 40).astype(np.float32)
+    bias = rng.standard_normal(50).astype(np.float32)
+    calls = _spy_correlate(monkeypatch)
+    with no_grad():
+        fast = conv2d(x, weight, bias, dilation=2).data
+    assert calls == [x.shape]
+    weight_var = Variable(weight, requires_grad=True)
+    gemm = conv2d(x, weight_var, bias, dilation=2)
+    assert len(calls) == 1  # recorded for backward: the GEMM scheme
+    gemm.backward(np.ones_like(gemm.data))
+    assert weight_var.grad is not None
+    np.testing.assert_allclose(fast, gemm.data, rtol=0, atol=2e-5)
+
+
+def test_dense_pass_with_the_fft_scores_like_patches_and_the_gemm(
+        monkeypatch):
+    net = RecurrentNetwork.initialise(resolve_layers("rcnn2"), 5,
+                                      np.random.RandomState(3))
+    image = np.random.default_rng(3).standard_normal(
+        (3, 37, 45)).astype(np.float32)
+    calls = _spy_correlate(monkeypatch)
+    with_fft, _, _ = image_scores(net, image, 3, method="dense")
+    # The wide layers on the largest maps (two here) took the FFT.
+    assert len(calls) >= 2 and all(shape[1] in (11, 25) for shape in calls)
+    monkeypatch.setattr(spectral, "pays_off", lambda *args: False)
+    without, _, _ = image_scores(net, image, 3, method="dense")
+    np.testing.assert_allclose(with_fft, without, rtol=0, atol=1e-5)
+    # And like the patch centred on a corner pixel and an inner one.
+    side = net.patch_size(3)
+    padded = np.pad(image, ((0, 0), (side // 2,) * 2, (side // 2,) * 2))
+    with no_grad():
+        for i, j in [(0, 0), (20, 31)]:
+            patch = padded[None, :, i:i + side, j:j + side]
+            expected = net.forward(patch, 3).data[0, :, 0, 0]
+            np.testing.assert_allclose(with_fft[:, i, j], expected, rtol=0,
+                                       atol=1e-5)
