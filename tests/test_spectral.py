@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import reference_ops as ref
+from gradcheck import check_gradients
 import skrcnn.functions._spectral as spectral
 from skrcnn import _parallel, no_grad
 from skrcnn.architecture import resolve_layers
@@ -89,12 +90,14 @@ def test_input_is_not_modified():
         np.testing.assert_array_equal(original, copy)
 
 
-def test_pays_off_only_for_wide_layers_on_large_maps():
+def test_pays_off_only_for_wide_layers_on_many_tiles():
     wide, rgb = (50, 25, 8, 8), (25, 3, 8, 8)
     assert spectral.pays_off((1, 25, 386, 466), wide, (1, 1), (2, 2))
+    assert spectral.pays_off((16, 25, 74, 74), wide, (1, 1), (1, 1))
+    # One training patch's map is 4 tiles; the RGB layer has too few
+    # channels; strided convolutions are not handled.
+    assert not spectral.pays_off((1, 25, 74, 74), wide, (1, 1), (1, 1))
     assert not spectral.pays_off((1, 3, 394, 474), rgb, (1, 1), (1, 1))
-    assert not spectral.pays_off((1, 25, 60, 60), wide, (1, 1), (1, 1))
-    assert spectral.pays_off((2, 25, 60, 60), wide, (1, 1), (1, 1))
     assert not spectral.pays_off((1, 25, 386, 466), wide, (2, 2), (1, 1))
 
 
@@ -110,21 +113,45 @@ def _spy_correlate(monkeypatch):
     return calls
 
 
-def test_conv2d_takes_the_fft_only_when_no_gradient_is_needed(monkeypatch):
+def test_conv2d_takes_the_fft_forward_and_backward(monkeypatch):
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((1, 25, 120, 130)).astype(np.float32)
+    x = rng.standard_normal((2, 25, 120, 130)).astype(np.float32)
     weight = (rng.standard_normal((50, 25, 8, 8)) / 40).astype(np.float32)
     bias = rng.standard_normal(50).astype(np.float32)
+    grad_y = rng.standard_normal((2, 50, 106, 116)).astype(np.float32)
     calls = _spy_correlate(monkeypatch)
-    with no_grad():
-        fast = conv2d(x, weight, bias, dilation=2).data
+
+    def run():
+        variables = [Variable(a, requires_grad=True)
+                     for a in (x, weight, bias)]
+        y = conv2d(*variables, dilation=2)
+        y.backward(grad_y)
+        return [y.data] + [v.grad for v in variables]
+
+    fast = run()
     assert calls == [x.shape]
-    weight_var = Variable(weight, requires_grad=True)
-    gemm = conv2d(x, weight_var, bias, dilation=2)
-    assert len(calls) == 1  # recorded for backward: the GEMM scheme
-    gemm.backward(np.ones_like(gemm.data))
-    assert weight_var.grad is not None
-    np.testing.assert_allclose(fast, gemm.data, rtol=0, atol=2e-5)
+    monkeypatch.setattr(spectral, "pays_off", lambda *args: False)
+    gemm = run()
+    assert len(calls) == 1
+    for name, a, b in zip(("y", "grad_x", "grad_w", "grad_b"), fast, gemm):
+        scale = np.abs(b).max()
+        np.testing.assert_allclose(a, b, rtol=0, atol=2e-6 * scale,
+                                   err_msg=name)
+
+
+@pytest.mark.parametrize("case", CASES[1:3] + CASES[5:6], ids=str)
+def test_conv2d_gradcheck_through_the_fft(case, monkeypatch):
+    # Numerical gradients of the whole op, with the FFT taken whatever the
+    # size, and only the inputs asked for.
+    monkeypatch.setattr(spectral, "pays_off", lambda *args: True)
+    calls = _spy_correlate(monkeypatch)
+    x, weight, bias = _case_arrays(case)
+    dilation = case[-1]
+    check_gradients(lambda a, w, b: conv2d(a, w, b, dilation=dilation),
+                    [x, weight, bias], seed=4)
+    check_gradients(lambda w: conv2d(x, w, dilation=dilation), [weight],
+                    seed=5)
+    assert calls
 
 
 def test_dense_pass_with_the_fft_scores_like_patches_and_the_gemm(
@@ -149,3 +176,41 @@ def test_dense_pass_with_the_fft_scores_like_patches_and_the_gemm(
             expected = net.forward(patch, 3).data[0, :, 0, 0]
             np.testing.assert_allclose(with_fft[:, i, j], expected, rtol=0,
                                        atol=1e-5)
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_gradients_match_the_loop_reference(case):
+    x, weight, _ = _case_arrays(case)
+    dilation = case[-1]
+    y_shape = ref.conv2d_forward(x, weight, None, dilation=dilation).shape
+    grad_y = np.random.default_rng(len(case)).standard_normal(y_shape)
+    expected_x, expected_w = ref.conv2d_backward(x, weight, grad_y,
+                                                 dilation=dilation)[:2]
+    grad_x, grad_w = spectral.correlate_backward(x, weight, grad_y, dilation)
+    assert grad_x.shape == x.shape and grad_w.shape == weight.shape
+    np.testing.assert_allclose(grad_x, expected_x, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(grad_w, expected_w, rtol=1e-10, atol=1e-10)
+    only_w = spectral.correlate_backward(x, weight, grad_y, dilation,
+                                         need_x=False)
+    only_x = spectral.correlate_backward(x, weight, grad_y, dilation,
+                                         need_w=False)
+    assert only_w[0] is None and only_x[1] is None
+    np.testing.assert_array_equal(only_w[1], grad_w)
+    np.testing.assert_array_equal(only_x[0], grad_x)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_gradients_over_chunks_and_threads(n_threads, threads, monkeypatch):
+    # Overlapping tiles in different chunks and threads add their input
+    # gradients where they overlap; the weight gradient sums every chunk.
+    threads(n_threads)
+    monkeypatch.setattr(spectral, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(spectral, "MAX_TRANSFORM", 16)
+    case = (2, 3, 70, 61, 4, 4, 3, (2, 3))
+    x, weight, _ = _case_arrays(case)
+    grad_y = np.random.default_rng(5).standard_normal(
+        ref.conv2d_forward(x, weight, None, dilation=case[-1]).shape)
+    expected = ref.conv2d_backward(x, weight, grad_y, dilation=case[-1])[:2]
+    got = spectral.correlate_backward(x, weight, grad_y, case[-1])
+    for value, reference in zip(got, expected):
+        np.testing.assert_allclose(value, reference, rtol=1e-10, atol=1e-10)

@@ -37,11 +37,10 @@ made equal and as many as a multiple of the threads, and the threads share
 them (see ``_parallel``). All of it is plain ``xp`` code, the same on NumPy
 and CuPy.
 
-A forward pass that records nothing for backward (inference) on a large
-map with many channels goes through the FFT instead (``_spectral``): on a
-CPU that needs far fewer operations than any GEMM scheme for the paper's
-25 -> 50 and 11 -> 25 layers, and gives the same values to float32
-rounding.
+On a CPU, a convolution with many channels over many positions (rCNN2's
+25 -> 50 and 11 -> 25 layers in a dense pass or a training batch) goes
+through the FFT instead (``_spectral``), forward and backward: far fewer
+operations than any GEMM scheme, the same values to float32 rounding.
 """
 
 from .. import _parallel, _workspace
@@ -236,11 +235,10 @@ class Convolution2D(_Convolution):
 
     def forward(self, x, weight, bias=None):
         xp = get_array_module(x)
-        if (xp.__name__ == "numpy" and not any(self.needs_input_grad)
-                and _spectral.pays_off(x.shape, weight.shape, self.stride,
-                                       self.dilation)):
-            # Inference on a large map: no backward to keep E and Z's
-            # layout for, and the FFT needs far fewer multiply-adds.
+        self.spectral = xp.__name__ == "numpy" and _spectral.pays_off(
+            x.shape, weight.shape, self.stride, self.dilation)
+        if self.spectral:
+            self._keep_inputs(x, weight)
             return _spectral.correlate(x, weight, bias, self.dilation)
         o, c, kh, kw = weight.shape
         (sh, _), (dh, _) = self.stride, self.dilation
@@ -296,9 +294,14 @@ class Convolution2D(_Convolution):
     def backward(self, grad_y):
         x, weight = self.saved
         xp = get_array_module(x)
+        need_x, need_w, need_b = self._wanted()
+        if self.spectral:
+            grad_x, grad_w = _spectral.correlate_backward(
+                x, weight, grad_y, self.dilation, need_x, need_w)
+            return grad_x, grad_w, (grad_y.sum(axis=(0, 2, 3))
+                                    if need_b else None)
         o, c, kh, kw = weight.shape
         (sh, sw), (dh, dw) = self.stride, self.dilation
-        need_x, need_w, need_b = self._wanted()
         oh, ow, group, chunks = self._plan(x, weight)
         n_groups = kh // group
         w_rows = self._grouped_rows(weight, group)
