@@ -348,17 +348,19 @@ def bench_conv_ours(x, w, b, dilation, need_x, settings, backward=True,
 
     with parallel_cpu():  # skrcnn's threads, as in fit and predict
         result = {"fwd": measure(forward, settings)}
+        if backward:
+            result["fb"] = measure(forward_backward, settings)
         if gemm_too and _spectral.pays_off(x.shape, w.shape, (1, 1),
                                            (dilation, dilation)):
-            # The same forward pass by the GEMM scheme the FFT replaced.
+            # The same passes by the GEMM scheme the FFT replaced.
             pays_off = _spectral.pays_off
             _spectral.pays_off = lambda *args: False
             try:
                 result["fwd_gemm"] = measure(forward, settings)
+                if backward:
+                    result["fb_gemm"] = measure(forward_backward, settings)
             finally:
                 _spectral.pays_off = pays_off
-        if backward:
-            result["fb"] = measure(forward_backward, settings)
     return result
 
 
@@ -437,7 +439,7 @@ def bench_pool_torch(torch, x, stride, dilation, settings, backward):
 
 def torch_pass(p):
     """The PyTorch figure an ours-pass compares with."""
-    return "fwd" if p == "fwd_gemm" else p
+    return p.replace("_gemm", "")
 
 
 def random_conv_arrays(rng, n, c, o, h, w, k=8):
@@ -662,7 +664,11 @@ def benchmark(args, steps):
             "w_shape": [o, c, 8, 8], "dilation": 1, "out_hw": [oh, ow],
             "input_grad": need_x, "fwd_gflop": flops / 1e9,
             "fb_gflop": flops * (3 if need_x else 2) / 1e9,
-            "ours": bench_conv_ours(x, weight, bias, 1, need_x, settings),
+            "fwd_gemm_gflop": flops / 1e9,
+            "fb_gemm_gflop": flops * (3 if need_x else 2) / 1e9,
+            "fft": _spectral.pays_off(x.shape, weight.shape, (1, 1), (1, 1)),
+            "ours": bench_conv_ours(x, weight, bias, 1, need_x, settings,
+                                    gemm_too=True),
             "_arrays": (x, weight, bias)})
     pad, dense_convs, dense_pools = dense_pass_plan()
     for label, c, o, h, w, d, judged in dense_convs:
@@ -766,10 +772,12 @@ def benchmark(args, steps):
                 shape = "x".join(map(str, r["x_shape"]))
                 rows.append([
                     r["label"], shape if p == passes[0] else "",
-                    {"fwd": "fwd (FFT)" if r.get("fft") else "fwd",
-                     "fwd_gemm": "fwd, GEMM",
+                    {"fwd": "fwd", "fwd_gemm": "fwd, GEMM",
                      "fb": "fwd+bwd" + ("(dx,dw)" if r["input_grad"]
-                                        else "(dw)")}[p],
+                                        else "(dw)"),
+                     "fb_gemm": "fwd+bwd, GEMM"}[p]
+                    + (" (FFT)" if r.get("fft") and "gemm" not in p
+                       else ""),
                     f_ms(ours["median_s"]), f_ms(ours["best_s"]),
                     f_num(ours["gflops_best"]) + mark(ours),
                     f"{ours['fraction_of_matmul'] * 100:.0f}%",
@@ -783,7 +791,8 @@ def benchmark(args, steps):
     for batch in settings.batches:
         section(f"Patch-training convolutions, batch {batch}")
         table(headers, conv_rows([r for r in conv_records if r["kind"] == "train"
-                                  and r["batch"] == batch], ("fwd", "fb")))
+                                  and r["batch"] == batch],
+                                 ("fwd", "fb", "fwd_gemm", "fb_gemm")))
     section(f"Dense (a trous) pass, one 240x320 image padded by {pad} "
             f"to {240 + pad}x{320 + pad}, rCNN2 3 instances, forward (no_grad)")
     table(headers, conv_rows([r for r in conv_records
@@ -791,10 +800,10 @@ def benchmark(args, steps):
                              ("fwd", "fwd_gemm")))
     print("(info): instance 1's first conv as skrcnn.network runs it, on the "
           "3 RGB planes; not judged")
-    print("fwd (FFT): the path predict takes (skrcnn.functions._spectral); its "
-          "GFLOP/s count the direct convolution's multiply-adds, which the "
-          "FFT does not all perform. fwd, GEMM: the same layer by the GEMM "
-          "scheme, as training runs it.")
+    print("(FFT): the path fit and predict take on this layer "
+          "(skrcnn.functions._spectral); its GFLOP/s count the direct "
+          "convolution's multiply-adds, which the FFT does not all perform. "
+          ", GEMM: the same passes by the GEMM scheme alone.")
     if 64 not in settings.batches:
         print("(--quick: the batch-64 patch-training shapes are skipped)")
 
@@ -833,6 +842,8 @@ def benchmark(args, steps):
 
     conv_bar("conv fwd+bwd at batch 16 >= 60% of matmul", fb16, "fb",
              BARS["conv_fb_batch16"])
+    conv_bar("(info: the same layers by the GEMM scheme alone)", fb16,
+             "fb_gemm", BARS["conv_fb_batch16"])
     conv_bar("dense-pass (dilated) conv fwd >= 65% of matmul", dense, "fwd",
              BARS["dense_conv"])
     conv_bar("(info: the same layers by the GEMM scheme alone)", dense, "fwd_gemm",

@@ -16,7 +16,7 @@ from skrcnn.network import RecurrentNetwork
 
 # (n, c, h, w, o, kh, kw, dilation): square and non-square kernels, equal
 # and unequal dilations, odd sizes, outputs of one tile and of several
-# (MAX_TRANSFORM is 64), phases of unequal sizes.
+# (MAX_TRANSFORM is 48), phases of unequal sizes.
 CASES = [
     (1, 2, 9, 11, 3, 3, 3, (1, 1)),
     (2, 3, 20, 17, 4, 5, 2, (2, 3)),
