@@ -828,7 +828,7 @@ def benchmark(args, steps):
     dense = [r for r in conv_records if r["kind"] == "dense"]
     bars = []
 
-    def conv_bar(name, records, p, bar):
+    def conv_bar(name, records, p, bar, info=False):
         records = [r for r in records if p in r["ours"]]
         if not records:
             return
@@ -838,16 +838,16 @@ def benchmark(args, steps):
                    if r["ours"][p]["fraction_of_matmul"] < bar]
         bars.append({"bar": name, "threshold": bar, "worst": fraction,
                      "worst_case": worst["label"], "failing": failing,
-                     "pass": not failing})
+                     "pass": None if info else not failing})
 
     conv_bar("conv fwd+bwd at batch 16 >= 60% of matmul", fb16, "fb",
              BARS["conv_fb_batch16"])
-    conv_bar("(info: the same layers by the GEMM scheme alone)", fb16,
-             "fb_gemm", BARS["conv_fb_batch16"])
+    conv_bar("the same layers by the GEMM scheme alone", fb16,
+             "fb_gemm", BARS["conv_fb_batch16"], info=True)
     conv_bar("dense-pass (dilated) conv fwd >= 65% of matmul", dense, "fwd",
              BARS["dense_conv"])
-    conv_bar("(info: the same layers by the GEMM scheme alone)", dense, "fwd_gemm",
-             BARS["dense_conv"])
+    conv_bar("the same layers by the GEMM scheme alone", dense,
+             "fwd_gemm", BARS["dense_conv"], info=True)
     growth = [memory["peak_rss_growth_mib"], memory["rss_growth_mib"]]
     growth_ok = all(g is None or g <= MEMORY_TOLERANCE_MIB for g in growth)
     bars.append({"bar": f"no memory growth over {steps} steps (steps "
@@ -857,7 +857,7 @@ def benchmark(args, steps):
                  "pass": growth_ok})
     report["bars"] = bars
     for bar in bars:
-        status = "PASS" if bar["pass"] else "FAIL"
+        status = {True: "PASS", False: "FAIL", None: "info"}[bar["pass"]]
         if "worst" in bar:
             detail = (f"worst {bar['worst'] * 100:.0f}% ({bar['worst_case']})")
             if bar["failing"]:
