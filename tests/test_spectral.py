@@ -214,3 +214,35 @@ def test_gradients_over_chunks_and_threads(n_threads, threads, monkeypatch):
     got = spectral.correlate_backward(x, weight, grad_y, case[-1])
     for value, reference in zip(got, expected):
         np.testing.assert_allclose(value, reference, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("layout", ["flipped", "channels_last", "strided"])
+def test_any_memory_layout(layout):
+    # Views as the network hands them over (flipped for test-time flips,
+    # transposed, every other column): the tiles are strided views of them.
+    case = (2, 3, 40, 45, 4, 3, 3, (2, 1))
+    x, weight, bias = _case_arrays(case)
+    grad_y = np.random.default_rng(9).standard_normal(
+        ref.conv2d_forward(x, weight, None, dilation=case[-1]).shape)
+    if layout == "flipped":
+        view = np.flip(np.ascontiguousarray(np.flip(x, -1)), -1)
+        grad_view = np.flip(np.ascontiguousarray(np.flip(grad_y, -1)), -1)
+    elif layout == "channels_last":
+        view = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+        grad_view = np.ascontiguousarray(
+            grad_y.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    else:
+        wide = np.zeros(x.shape[:3] + (2 * x.shape[3],))
+        wide[..., ::2] = x
+        view = wide[..., ::2]
+        grad_view = np.repeat(grad_y, 2, axis=-1)[..., ::2]
+    assert not view.flags.c_contiguous
+    np.testing.assert_array_equal(view, x)
+    np.testing.assert_allclose(
+        spectral.correlate(view, weight, bias, case[-1]),
+        ref.conv2d_forward(x, weight, bias, dilation=case[-1]),
+        rtol=1e-10, atol=1e-10)
+    expected = ref.conv2d_backward(x, weight, grad_y, dilation=case[-1])[:2]
+    got = spectral.correlate_backward(view, weight, grad_view, case[-1])
+    for value, reference in zip(got, expected):
+        np.testing.assert_allclose(value, reference, rtol=1e-10, atol=1e-10)
