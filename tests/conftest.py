@@ -1,6 +1,7 @@
 """Shared pytest setup: make the helper modules in tests/ importable, a
-fixture that presses Ctrl-C during training, and the real Stanford
-Background Dataset when it is available.
+fixture that presses Ctrl-C during training, one that pretends BLAS has
+some number of threads, and the real Stanford Background Dataset when it
+is available.
 
 pytest's default import mode already puts this directory on ``sys.path`` for
 test modules outside a package; inserting it here as well keeps
@@ -18,6 +19,16 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
 REPO_ROOT = pathlib.Path(_HERE).parent
+
+
+@pytest.fixture
+def threads(monkeypatch):
+    """Pretend BLAS has ``n`` threads: ``threads(n)``."""
+    from skrcnn import _parallel
+
+    def set_threads(n):
+        monkeypatch.setattr(_parallel, "blas_threads", lambda: n)
+    return set_threads
 
 
 def _real_stanford_archive():

@@ -22,14 +22,6 @@ def _blas_thread_counts():
             if lib["user_api"] == "blas"]
 
 
-@pytest.fixture
-def threads(monkeypatch):
-    """Pretend BLAS has ``n`` threads: ``threads(n)``."""
-    def set_threads(n):
-        monkeypatch.setattr(_parallel, "blas_threads", lambda: n)
-    return set_threads
-
-
 @pytest.mark.parametrize("n_items, parts, lengths", [
     (7, 3, [3, 2, 2]), (6, 3, [2, 2, 2]), (2, 2, [1, 1]), (5, 1, [5])])
 def test_split_evenly_keeps_order_and_balances(n_items, parts, lengths):

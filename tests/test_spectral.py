@@ -7,7 +7,7 @@ import pytest
 import reference_ops as ref
 from gradcheck import check_gradients
 import skrcnn.functions._spectral as spectral
-from skrcnn import _parallel, no_grad
+from skrcnn import no_grad
 from skrcnn.architecture import resolve_layers
 from skrcnn.autograd import Variable
 from skrcnn.functions import conv2d
@@ -34,13 +34,6 @@ def _case_arrays(case, dtype=np.float64):
     return (rng.standard_normal((n, c, h, w)).astype(dtype),
             rng.standard_normal((o, c, kh, kw)).astype(dtype),
             rng.standard_normal(o).astype(dtype))
-
-
-@pytest.fixture
-def threads(monkeypatch):
-    def set_threads(n):
-        monkeypatch.setattr(_parallel, "blas_threads", lambda: n)
-    return set_threads
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
