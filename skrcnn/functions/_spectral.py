@@ -45,8 +45,9 @@ MAX_TRANSFORM = 48
 CHUNK_BYTES = 8 * 2 ** 20
 # The scheme pays off from about this many multiply-adds per position,
 # channel in or out (``C * O * kh * kw / (C + O)``): 1067 for rCNN2's
-# 25 -> 50 layers (1.5-2x faster), 489 for its 11 -> 25 ones (1.1-1.3x),
-# 171 for the RGB layer (1.5x slower).
+# 25 -> 50 layers (2.0-2.3x faster in a dense pass), 489 for its 11 -> 25
+# ones (1.5-1.9x), 171 for its RGB layer (1.5-2.5x slower) and 96 for the
+# plain network's (2-3x slower).
 MIN_TAPS_PER_CHANNEL = 400
 # ... and from this many output positions and tiles in all: below, the
 # kernel's spectrum, the tiles' overlap and per-bin GEMMs only a few tiles
