@@ -29,6 +29,7 @@ from .architecture import (CLASSES, instance_output_size, instance_stride,
 from .autograd import Variable
 from .functions import (avg_pool2d, channel_slice, concat, conv2d, crop,
                         max_pool2d, tanh)
+from .functions.conv_pool import conv_max_pool2d
 from ._validation import check_positive_int
 
 N_COLOURS = 3
@@ -113,13 +114,27 @@ class RecurrentNetwork:
     def _instance(self, x, schedule, first):
         weights = iter(self.params)
         h = x
+        fused_pool = False
         for index, layer in enumerate(self.layers):
-            if layer[0] == "conv":
+            if fused_pool:  # done with the convolution before it
+                fused_pool = False
+            elif layer[0] == "conv":
                 weight, bias = next(weights), next(weights)
                 if first and index == 0:
                     weight = channel_slice(weight, self.n_classes,
                                            self.n_classes + N_COLOURS)
-                h = conv2d(h, weight, bias, dilation=schedule.dilation)
+                following = self.layers[index + 1:index + 2]
+                # A strided pool right after an undilated convolution: one
+                # operation (see ``functions.conv_pool``).
+                fused_pool = (following and following[0][0] == "pool"
+                              and schedule.dilation == 1
+                              and schedule.strides(following[0][1]))
+                if fused_pool:
+                    size = following[0][1]
+                    schedule.pool_strided(size)
+                    h = conv_max_pool2d(h, weight, bias, size)
+                else:
+                    h = conv2d(h, weight, bias, dilation=schedule.dilation)
             elif layer[0] == "pool":
                 h = schedule.pool(max_pool2d, h, layer[1])
             else:
@@ -199,9 +214,17 @@ class _Schedule:
         self.remaining = output_stride
         self.dilation = 1
 
+    def strides(self, size):
+        """Whether the next pool, of ``size``, runs strided."""
+        return self.dilation == 1 and self.remaining % size == 0
+
+    def pool_strided(self, size):
+        """Record a strided pool of ``size`` (see :meth:`strides`)."""
+        self.remaining //= size
+
     def pool(self, pool_function, h, size):
-        if self.dilation == 1 and self.remaining % size == 0:
-            self.remaining //= size
+        if self.strides(size):
+            self.pool_strided(size)
             return pool_function(h, size)
         pooled = pool_function(h, size, stride=1, dilation=self.dilation)
         self.dilation *= size

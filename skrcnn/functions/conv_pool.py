@@ -1,0 +1,263 @@
+"""A convolution followed by max pooling over large non-overlapping windows,
+as one operation.
+
+The plain network's first layer convolves the 3 RGB planes with 6x6
+kernels and max-pools the result over 8x8 windows. As two operations, the
+convolution writes a map 64 times the size of the pooled one, the pooling
+reads it back from memory, and backward takes the weight gradient as a dense
+GEMM over a gradient that is zero at 63 of every 64 positions (and then,
+with only 3 input channels, that GEMM is far too thin to run fast). Fused:
+
+* forward convolves and pools a group of images at a time (the groups
+  shared over the threads), so each unpooled map is pooled while it is
+  still in cache, rows first (contiguous runs) and then columns on the
+  rows' maxima; only the pooled map and each window's winner are kept;
+* backward takes the weight gradient from the winners alone: the input
+  patch under each window's winning position, weighted by that window's
+  gradient, summed per output channel. The patches are gathered from a
+  channels-last copy of the input, where each kernel row of a patch is one
+  contiguous run of ``C * kw`` values. That is ``ph * pw`` times fewer
+  multiply-adds than the dense GEMM (64 for the plain network).
+
+The values are those of ``max_pool2d(conv2d(x, w, b), k)``, to float
+rounding (sums run in a different order); only the tie rule differs (see
+:class:`ConvolutionMaxPooling2D`).
+"""
+
+from .. import _parallel, _workspace
+from ..autograd import Function
+from ..backend import get_array_module
+from ._checks import check_array, output_size, pair
+from .convolution import Convolution2D, conv2d, _spectral
+from .pooling import (SCATTER_MIN_TAPS, _index_dtype, _running_max,
+                      max_pool2d)
+
+# Bytes of unpooled convolution output per group of images: each group is
+# convolved and pooled in turn (the groups shared over the threads), its
+# map still in cache when pooled. Two of the plain network's 128x128 maps.
+GROUP_BYTES = 4 * 2 ** 20
+# Bytes of input patches gathered at once for the weight gradient (one
+# image's 25 x 256 winners' 6x6x3 patches for the plain network: 2.6 MB).
+GATHER_BYTES = 2 ** 20
+
+
+def fusion_pays_off(x_shape, weight_shape, pool, xp):
+    """Whether :func:`conv_max_pool2d` fuses: on NumPy, for windows of at
+    least ``SCATTER_MIN_TAPS`` taps (smaller ones leave too few zeros in
+    the convolution's gradient to gain by skipping them) and a convolution
+    that would not go through the FFT (those layers have many input
+    channels and measured fast already)."""
+    return (xp.__name__ == "numpy"
+            and pool[0] * pool[1] >= SCATTER_MIN_TAPS
+            and not _spectral.pays_off(x_shape, weight_shape, (1, 1), (1, 1)))
+
+
+def _tiled_max(xp, full, pool, pooled, winners):
+    """Max over each ``pool`` window of ``full`` (N, O, H, W), windows side
+    by side from the top-left corner (rows and columns past the last whole
+    window are left out), into ``pooled``; unless ``winners`` is None, also
+    each window's winner as the flat index ``row * W + column`` of its
+    position in ``full``.
+
+    Rows first: the max over each window column's ``ph`` rows (views whose
+    rows are contiguous runs, unlike a window row's strided taps), then the
+    max of those over the ``pw`` columns, on an eighth of the data for 8x8
+    windows. Ties go to the first column holding the window's max, then to
+    the first row in that column.
+    """
+    n, o, _, width = full.shape
+    ph, pw = pool
+    qh, qw = pooled.shape[2:]
+    windows = full[:, :, :qh * ph, :qw * pw].reshape(n, o, qh, ph, qw * pw)
+    shape = (n, o, qh, qw * pw)
+    column_max = _workspace.scratch("pool_column_max", shape, full.dtype, xp)
+    row_winner = column_winner = None
+    if winners is not None:
+        row_winner = _workspace.scratch("pool_row_winner", shape,
+                                        _index_dtype(xp, ph), xp)
+        column_winner = _workspace.scratch(
+            "pool_column_winner", pooled.shape, _index_dtype(xp, pw), xp)
+    _running_max(xp, (windows[:, :, :, i] for i in range(ph)), column_max,
+                 row_winner)
+    columns = column_max.reshape(n, o, qh, qw, pw)
+    _running_max(xp, (columns[..., j] for j in range(pw)), pooled,
+                 column_winner)
+    if winners is None:
+        return
+    column = column_winner.astype(xp.intp)
+    row = xp.take_along_axis(row_winner.reshape(n, o, qh, qw, pw),
+                             column[..., None], axis=4)[..., 0]
+    window_rows = (xp.arange(qh, dtype=xp.intp) * ph)[:, None]
+    window_columns = xp.arange(qw, dtype=xp.intp) * pw
+    winners[...] = (window_rows + row) * width + window_columns + column
+
+
+class ConvolutionMaxPooling2D(Function):
+    """``max_pool2d(conv2d(x, weight, bias), pool)`` with stride-1,
+    undilated convolution and non-overlapping ``pool`` windows (NumPy).
+
+    On ties the gradient goes to the first column of the window holding
+    the max, then that column's first row (:func:`max_pool2d` takes the
+    first tap in row-major order); the values are the same either way,
+    and so is the weight gradient where tied positions see equal patches
+    (an input's zero padding).
+    """
+
+    def __init__(self, pool):
+        self.pool = pool
+
+    def forward(self, x, weight, bias=None):
+        xp = get_array_module(x)
+        n, _, h, w = x.shape
+        o, _, kh, kw = weight.shape
+        conv_shape = (h - kh + 1, w - kw + 1)
+        qh, qw = conv_shape[0] // self.pool[0], conv_shape[1] // self.pool[1]
+        track = any(self.needs_input_grad)
+        y = xp.empty((n, o, qh, qw), dtype=x.dtype)
+        winners = xp.empty(y.shape, dtype=xp.intp) if track else None
+        arguments = (weight,) if bias is None else (weight, bias)
+        image_bytes = o * conv_shape[0] * conv_shape[1] * x.dtype.itemsize
+        per_group = max(1, GROUP_BYTES // image_bytes)
+
+        def run(_, starts):
+            convolution = Convolution2D((1, 1), (1, 1))
+            convolution.needs_input_grad = (False,) * (1 + len(arguments))
+            for first in starts:
+                group = slice(first, first + per_group)
+                full = convolution.forward(x[group], *arguments)
+                _tiled_max(xp, full, self.pool, y[group],
+                           None if winners is None else winners[group])
+
+        _parallel.map_parts(run, list(range(0, n, per_group)), xp)
+        if track:
+            self.saved = (x, weight, winners, conv_shape)
+        return y
+
+    def backward(self, grad_y):
+        x, weight, winners, conv_shape = self.saved
+        xp = get_array_module(x)
+        need_x, need_w = self.needs_input_grad[:2]
+        need_b = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
+        grad_x = grad_w = grad_b = None
+        if need_w:
+            grad_w = self._weight_grad(xp, x, weight.shape, grad_y, winners,
+                                       conv_shape)
+        if need_b:
+            grad_b = grad_y.sum(axis=(0, 2, 3))
+        if need_x:
+            grad_x = self._input_grad(xp, x, weight, grad_y, winners,
+                                      conv_shape)
+        return grad_x, grad_w, grad_b
+
+    def _weight_grad(self, xp, x, weight_shape, grad_y, winners, conv_shape):
+        """``dW[o] = sum over windows of dy * (input patch at the winner)``."""
+        n, c, h, w = x.shape
+        o, _, kh, kw = weight_shape
+        channels_last = xp.ascontiguousarray(x.transpose(0, 2, 3, 1))
+        flat = channels_last.reshape(-1)
+        run_length = c * kw
+        # Row r of this view: the ``kw`` pixels (all channels) starting at
+        # flat pixel r. A patch's kernel row i starts at pixel
+        # ``(image*h + row + i) * w + column``; it never runs past the end
+        # of an input row, as ``column <= w - kw``.
+        pixel_runs = xp.lib.stride_tricks.as_strided(
+            flat, (n * h * w - (kw - 1), run_length),
+            (c * flat.itemsize, flat.itemsize))
+        rows, columns = divmod(winners.reshape(n, o, -1), conv_shape[1])
+        starts = (xp.arange(n, dtype=xp.intp).reshape(n, 1, 1) * h
+                  + rows) * w + columns
+        kernel_rows = xp.arange(kh, dtype=xp.intp) * w
+        # Images per gather: their patches (for all channels) in cache, and
+        # their input in L2 while the patches are picked out of it (the
+        # gathers measured 2x slower per patch at batch 64 than at 16 when
+        # each swept the whole batch).
+        patch_bytes = o * starts.shape[2] * kh * run_length * x.dtype.itemsize
+        per_block = max(1, GATHER_BYTES // patch_bytes)
+        blocks = [slice(i, i + per_block) for i in range(0, n, per_block)]
+
+        def run(_, block_run):
+            terms = []
+            for block in block_run:
+                block_starts = starts[block].transpose(1, 0, 2).reshape(o, -1)
+                patches = pixel_runs[block_starts[..., None] + kernel_rows]
+                gradients = grad_y[block].transpose(1, 0, 2, 3).reshape(
+                    o, 1, -1)
+                terms.append(xp.matmul(gradients, patches.reshape(
+                    o, patches.shape[1], -1))[:, 0])
+            return terms
+
+        # Summed in block order: the same result for any number of threads.
+        total = None
+        for terms in _parallel.map_parts(run, blocks, xp):
+            for term in terms:
+                total = term if total is None else total + term
+        # Gathered in (kh, kw, c) order.
+        return xp.ascontiguousarray(
+            total.reshape(o, kh, kw, c).transpose(0, 3, 1, 2))
+
+    def _input_grad(self, xp, x, weight, grad_y, winners, conv_shape):
+        """The convolution's input gradient from the gradient routed to the
+        winners (dense: every input pixel may be under a winner's patch)."""
+        n, o = grad_y.shape[:2]
+        grad_conv = xp.zeros((n, o, conv_shape[0] * conv_shape[1]),
+                             dtype=grad_y.dtype)
+        xp.put_along_axis(grad_conv, winners.reshape(n, o, -1),
+                          grad_y.reshape(n, o, -1), axis=2)
+        convolution = Convolution2D((1, 1), (1, 1))
+        convolution.needs_input_grad = (True, False)
+        convolution.spectral = False
+        convolution.saved = (x, weight)
+        grad_x, _, _ = convolution.backward(
+            grad_conv.reshape((n, o) + conv_shape))
+        return grad_x
+
+
+def conv_max_pool2d(x, weight, bias, pool_size):
+    """``max_pool2d(conv2d(x, weight, bias), pool_size)``, fused where that
+    pays off.
+
+    Parameters
+    ----------
+    x : Variable or ndarray of shape (N, C, H, W)
+    weight : Variable or ndarray of shape (O, C, KH, KW)
+    bias : Variable or ndarray of shape (O,), or None
+    pool_size : int or (int, int)
+        Pooling window, also its stride (non-overlapping windows).
+
+    Returns
+    -------
+    Variable of shape (N, O, (H - KH + 1) // ph, (W - KW + 1) // pw)
+
+    Notes
+    -----
+    The convolution has stride 1 and no dilation. On NumPy, with windows
+    of at least 9 taps, one :class:`ConvolutionMaxPooling2D` does both
+    (see the module docstring); otherwise the two operations run in turn.
+    Either way the values and gradients are the same, to float rounding.
+    """
+    pool = pair("conv_max_pool2d: pool_size", pool_size, 1)
+    check_array("conv_max_pool2d: x", x, 4)
+    check_array("conv_max_pool2d: weight", weight, 4)
+    xp = get_array_module(getattr(x, "data", x))
+    if not fusion_pays_off(x.shape, weight.shape, pool, xp):
+        return max_pool2d(conv2d(x, weight, bias), pool)
+    # The unfused calls check everything else and name the culprit; one
+    # dry run of their checks on shapes alone would duplicate them.
+    conv_shape = [output_size(
+        f"conv_max_pool2d (x shape {tuple(x.shape)}, weight shape "
+        f"{tuple(weight.shape)})", size, k, 1, 1, axis)
+        for size, k, axis in ((x.shape[2], weight.shape[2], "vertical"),
+                              (x.shape[3], weight.shape[3], "horizontal"))]
+    for size, k, axis in zip(conv_shape, pool, ("vertical", "horizontal")):
+        output_size(f"conv_max_pool2d (convolution output "
+                    f"{tuple(conv_shape)}, pool_size {pool})", size, k, k, 1,
+                    axis)
+    if x.shape[1] != weight.shape[1] or (
+            bias is not None and tuple(bias.shape) != (weight.shape[0],)) \
+            or len({str(a.dtype) for a in (x, weight, bias)
+                    if a is not None}) > 1:
+        return max_pool2d(conv2d(x, weight, bias), pool)  # raises the error
+    function = ConvolutionMaxPooling2D(pool)
+    if bias is None:
+        return function(x, weight)
+    return function(x, weight, bias)
