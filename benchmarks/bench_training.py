@@ -17,7 +17,7 @@ Usage::
 
     python benchmarks/bench_training.py [--quick] [--no-torch] [--json F]
         [--nets plain rcnn2-2 rcnn2-3] [--no-prediction] [--blas-threads-only]
-        [--default-allocator]
+        [--default-allocator] [--unfused]
 """
 
 import argparse
@@ -235,6 +235,15 @@ def prediction_table(args, torch):
     return results
 
 
+def unfuse_convolution_pooling():
+    """Make networks run conv2d then max_pool2d where they would fuse."""
+    import skrcnn.network
+    from skrcnn.functions import conv2d, max_pool2d
+
+    skrcnn.network.conv_max_pool2d = \
+        lambda x, weight, bias, size: max_pool2d(conv2d(x, weight, bias), size)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
@@ -256,7 +265,14 @@ def main(argv=None):
         help="leave glibc's allocator at its defaults; by default both "
              "skrcnn and PyTorch run under the setting fit and predict use "
              "(skrcnn._allocator: freed blocks kept for reuse)")
+    parser.add_argument(
+        "--unfused", action="store_true",
+        help="run a convolution and the large max pool after it (the plain "
+             "network's first layer) as two operations, as before "
+             "skrcnn.functions.conv_pool")
     args = parser.parse_args(argv)
+    if args.unfused:
+        unfuse_convolution_pooling()
     args.batches = (1, 16) if args.quick else (1, 16, 64)
     args.repeats = 3 if args.quick else 5
     args.min_seconds = 0.5 if args.quick else 2.0

@@ -273,6 +273,9 @@ def test_row_group_is_the_smallest_divisor_deep_enough(
         channels, kh, kw, depth, expected, monkeypatch):
     monkeypatch.setattr(convolution, "MIN_GEMM_DEPTH", depth)
     assert convolution.row_group(channels, kh, kw) == expected
+    # An explicit depth overrides the module's.
+    monkeypatch.setattr(convolution, "MIN_GEMM_DEPTH", 10 ** 6)
+    assert convolution.row_group(channels, kh, kw, depth) == expected
 
 
 # (N, C, H, W, O, KH, KW, stride, dilation); every divisor of KH is tried.
@@ -309,7 +312,8 @@ def test_conv2d_grouped_kernel_rows_match_loops(case, budget, monkeypatch):
     plans = spy_chunks(monkeypatch)
     for group in _divisors(kh):
         monkeypatch.setattr(convolution, "row_group",
-                            lambda channels, k, k2, group=group: group)
+                            lambda channels, k, k2, min_depth=None,
+                            group=group: group)
         plans.clear()
         got = conv_all(x, weight, bias, stride, dilation, grad_y)
         if budget is not None:
@@ -359,7 +363,8 @@ def test_conv2d_kernel_row_blocks_match_loops(case, budget, monkeypatch):
     plans = spy_chunks(monkeypatch)
     for group in _divisors(kh):
         monkeypatch.setattr(convolution, "row_group",
-                            lambda channels, k, k2, group=group: group)
+                            lambda channels, k, k2, min_depth=None,
+                            group=group: group)
         for blocks in _divisors(kh // group):
             asked = []
             monkeypatch.setattr(

@@ -86,11 +86,13 @@ MIN_GEMM_DEPTH = 32
 MIN_PART_BYTES = 2 ** 18
 
 
-def row_group(channels, kh, kw):
+def row_group(channels, kh, kw, min_depth=None):
     """Kernel rows expanded together: the smallest divisor ``g`` of ``kh``
-    with ``channels * g * kw >= MIN_GEMM_DEPTH`` (``kh`` if none)."""
+    with ``channels * g * kw >= min_depth`` (default ``MIN_GEMM_DEPTH``;
+    ``kh`` if none)."""
+    min_depth = MIN_GEMM_DEPTH if min_depth is None else min_depth
     for g in range(1, kh + 1):
-        if kh % g == 0 and channels * g * kw >= MIN_GEMM_DEPTH:
+        if kh % g == 0 and channels * g * kw >= min_depth:
             return g
     return kh
 
@@ -206,6 +208,9 @@ class _Convolution(Function):
 class Convolution2D(_Convolution):
     """Cross-correlation of NCHW images with OIHW weights, optional bias."""
 
+    # Overrides ``MIN_GEMM_DEPTH`` for this convolution (see ``row_group``).
+    min_gemm_depth = None
+
     def __init__(self, stride, dilation):
         self.stride = stride
         self.dilation = dilation
@@ -216,7 +221,7 @@ class Convolution2D(_Convolution):
         (sh, sw), (dh, dw) = self.stride, self.dilation
         oh = (h - dh * (kh - 1) - 1) // sh + 1
         ow = (width - dw * (kw - 1) - 1) // sw + 1
-        group = row_group(c, kh, kw)
+        group = row_group(c, kh, kw, self.min_gemm_depth)
         # Bytes per input row of one image in the larger temporary (Z or E).
         row_bytes = max(kh // group * o, c * group * kw) * ow * x.dtype.itemsize
         xp = get_array_module(x)
