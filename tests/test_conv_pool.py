@@ -132,9 +132,10 @@ def test_threads_and_block_sizes_change_only_rounding(threads, monkeypatch,
     threads(1)
     baseline = _fused_and_gradients(x, weight, bias, grad_y, (8, 8))
     threads(n_threads)
-    # One image per group and per gather block, then all at once.
-    for group_bytes, gather_bytes in ((1, 1), (2 ** 30, 2 ** 30)):
-        monkeypatch.setattr(conv_pool, "GROUP_BYTES", group_bytes)
+    # One window row per piece and one image per gather block, then all
+    # at once.
+    for piece_bytes, gather_bytes in ((1, 1), (2 ** 30, 2 ** 30)):
+        monkeypatch.setattr(conv_pool, "PIECE_BYTES", piece_bytes)
         monkeypatch.setattr(conv_pool, "GATHER_BYTES", gather_bytes)
         out, grads = _fused_and_gradients(x, weight, bias, grad_y, (8, 8))
         again = _fused_and_gradients(x, weight, bias, grad_y, (8, 8))

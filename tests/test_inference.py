@@ -62,6 +62,21 @@ def test_shift_and_dense_equal_patch_evaluation(n_instances):
                                    err_msg=method)
 
 
+def test_plain_network_shift_and_dense_equal_patch_evaluation():
+    # The plain network's strided passes (patches, shift-and-stitch) fuse
+    # its first convolution with the 8x8 pool; the dense pass does not.
+    net = _network("plain", n_classes=4, seed=7)
+    rng = np.random.default_rng(7)
+    image = rng.standard_normal((3, 17, 22)).astype(np.float32)
+    pixels = _test_pixels(17, 22, rng)
+    reference = _patch_scores(net, image, 1, pixels)
+    for method in ("dense", "shift"):
+        scores, _, _ = image_scores(net, image, 1, method=method)
+        got = np.array([scores[:, i, j] for i, j in pixels])
+        np.testing.assert_allclose(got, reference, rtol=0, atol=1e-5,
+                                   err_msg=method)
+
+
 @pytest.mark.parametrize("architecture,n_instances", [("rcnn2", 3),
                                                        ("rcnn1", 2),
                                                        (TINY, 3)])

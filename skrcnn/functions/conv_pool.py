@@ -32,10 +32,11 @@ from .convolution import Convolution2D, conv2d, _spectral
 from .pooling import (SCATTER_MIN_TAPS, _index_dtype, _running_max,
                       max_pool2d)
 
-# Bytes of unpooled convolution output per group of images: each group is
-# convolved and pooled in turn (the groups shared over the threads), its
-# map still in cache when pooled. Two of the plain network's 128x128 maps.
-GROUP_BYTES = 4 * 2 ** 20
+# Bytes of unpooled convolution output per piece of work (a group of images,
+# or a band of window rows of one large image): each piece is convolved
+# and pooled in turn (the pieces shared over the threads), its map still
+# in cache when pooled.
+PIECE_BYTES = 4 * 2 ** 20
 # Kernel rows expanded together in forward (``convolution.row_group``):
 # for the plain network's 3-channel 6x6 layer on two images, three rows
 # (54 deep) measured 1.2x faster than two (36, the default rule's choice)
@@ -59,12 +60,12 @@ def fusion_pays_off(x_shape, weight_shape, pool, xp):
             and not _spectral.pays_off(x_shape, weight_shape, (1, 1), (1, 1)))
 
 
-def _tiled_max(xp, full, pool, pooled, winners):
+def _tiled_max(xp, full, pool, pooled, winners, first_row=0):
     """Max over each ``pool`` window of ``full`` (N, O, H, W), windows side
     by side from the top-left corner (rows and columns past the last whole
     window are left out), into ``pooled``; unless ``winners`` is None, also
     each window's winner as the flat index ``row * W + column`` of its
-    position in ``full``.
+    position, counting rows from ``first_row`` above ``full``'s first.
 
     Rows first: the max over each window column's ``ph`` rows (views whose
     rows are contiguous runs, unlike a window row's strided taps), then the
@@ -94,9 +95,24 @@ def _tiled_max(xp, full, pool, pooled, winners):
     column = column_winner.astype(xp.intp)
     row = xp.take_along_axis(row_winner.reshape(n, o, qh, qw, pw),
                              column[..., None], axis=4)[..., 0]
-    window_rows = (xp.arange(qh, dtype=xp.intp) * ph)[:, None]
+    window_rows = (xp.arange(qh, dtype=xp.intp) * ph + first_row)[:, None]
     window_columns = xp.arange(qw, dtype=xp.intp) * pw
     winners[...] = (window_rows + row) * width + window_columns + column
+
+
+def _pieces(n_images, window_rows, window_row_bytes):
+    """Forward's work items (images, first window row, last window row):
+    groups of whole images whose unpooled maps fit in ``PIECE_BYTES``, or
+    equal bands of window rows of one image when one map does not."""
+    image_bytes = window_rows * window_row_bytes
+    if image_bytes <= PIECE_BYTES:
+        per_piece = PIECE_BYTES // image_bytes
+        return [(slice(i, min(i + per_piece, n_images)), 0, window_rows)
+                for i in range(0, n_images, per_piece)]
+    n_bands = -(-image_bytes // PIECE_BYTES)
+    band = -(-window_rows // n_bands)
+    return [(slice(i, i + 1), q, min(q + band, window_rows))
+            for i in range(n_images) for q in range(0, window_rows, band)]
 
 
 class ConvolutionMaxPooling2D(Function):
@@ -123,20 +139,23 @@ class ConvolutionMaxPooling2D(Function):
         y = xp.empty((n, o, qh, qw), dtype=x.dtype)
         winners = xp.empty(y.shape, dtype=xp.intp) if track else None
         arguments = (weight,) if bias is None else (weight, bias)
-        image_bytes = o * conv_shape[0] * conv_shape[1] * x.dtype.itemsize
-        per_group = max(1, GROUP_BYTES // image_bytes)
+        pieces = _pieces(n, qh, o * self.pool[0] * conv_shape[1]
+                         * x.dtype.itemsize)
+        rows_in = kh - 1 + self.pool[0]  # input rows per window row, less
 
-        def run(_, starts):
+        def run(_, piece_run):
             convolution = Convolution2D((1, 1), (1, 1))
             convolution.needs_input_grad = (False,) * (1 + len(arguments))
             convolution.min_gemm_depth = MIN_GEMM_DEPTH
-            for first in starts:
-                group = slice(first, first + per_group)
-                full = convolution.forward(x[group], *arguments)
-                _tiled_max(xp, full, self.pool, y[group],
-                           None if winners is None else winners[group])
+            for images, q0, q1 in piece_run:
+                ph = self.pool[0]
+                slab = x[images, :, ph * q0:ph * (q1 - 1) + rows_in]
+                full = convolution.forward(slab, *arguments)
+                _tiled_max(xp, full, self.pool, y[images, :, q0:q1],
+                           None if winners is None
+                           else winners[images, :, q0:q1], ph * q0)
 
-        _parallel.map_parts(run, list(range(0, n, per_group)), xp)
+        _parallel.map_parts(run, pieces, xp)
         if track:
             self.saved = (x, weight, winners, conv_shape)
         return y
