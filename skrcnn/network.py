@@ -27,9 +27,8 @@ import numpy as np
 from .architecture import (CLASSES, instance_output_size, instance_stride,
                            patch_size, rgb_crop_offset)
 from .autograd import Variable
-from .functions import (avg_pool2d, channel_slice, concat, conv2d, crop,
-                        max_pool2d, tanh)
-from .functions.conv_pool import conv_max_pool2d
+from .functions import (avg_pool2d, channel_slice, concat, conv2d,
+                        conv_max_pool2d, crop, max_pool2d, tanh)
 from ._validation import check_positive_int
 
 N_COLOURS = 3
