@@ -198,6 +198,16 @@ def test_bad_shapes_raise_errors_naming_them(arguments, message):
                         np.zeros(w_shape[0]), pool)
 
 
+def test_bad_bias_and_dtypes_raise_conv2d_errors():
+    x, weight = np.zeros((1, 3, 20, 20)), np.zeros((4, 3, 3, 3))
+    with pytest.raises(ValueError, match=r"bias has shape \(5,\)"):
+        conv_max_pool2d(x, weight, np.zeros(5), 4)
+    with pytest.raises(TypeError, match="dtypes differ"):
+        conv_max_pool2d(x.astype(np.float32), weight, np.zeros(4), 4)
+    with pytest.raises(ValueError, match="pool_size must be >= 1"):
+        conv_max_pool2d(x, weight, None, 0)
+
+
 def _plain_loss_and_gradients(patches, targets, fused, monkeypatch):
     if not fused:
         monkeypatch.setattr(network_module, "conv_max_pool2d",

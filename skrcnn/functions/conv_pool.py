@@ -139,17 +139,16 @@ class ConvolutionMaxPooling2D(Function):
         y = xp.empty((n, o, qh, qw), dtype=x.dtype)
         winners = xp.empty(y.shape, dtype=xp.intp) if track else None
         arguments = (weight,) if bias is None else (weight, bias)
-        pieces = _pieces(n, qh, o * self.pool[0] * conv_shape[1]
-                         * x.dtype.itemsize)
-        rows_in = kh - 1 + self.pool[0]  # input rows per window row, less
+        ph = self.pool[0]
+        pieces = _pieces(n, qh, o * ph * conv_shape[1] * x.dtype.itemsize)
 
         def run(_, piece_run):
             convolution = Convolution2D((1, 1), (1, 1))
             convolution.needs_input_grad = (False,) * (1 + len(arguments))
             convolution.min_gemm_depth = MIN_GEMM_DEPTH
             for images, q0, q1 in piece_run:
-                ph = self.pool[0]
-                slab = x[images, :, ph * q0:ph * (q1 - 1) + rows_in]
+                # The input rows under window rows q0 .. q1 - 1.
+                slab = x[images, :, ph * q0:ph * q1 + kh - 1]
                 full = convolution.forward(slab, *arguments)
                 _tiled_max(xp, full, self.pool, y[images, :, q0:q1],
                            None if winners is None
@@ -236,6 +235,8 @@ class ConvolutionMaxPooling2D(Function):
                              dtype=grad_y.dtype)
         xp.put_along_axis(grad_conv, winners.reshape(n, o, -1),
                           grad_y.reshape(n, o, -1), axis=2)
+        # The GEMM scheme's backward for the input alone, as after a
+        # forward of its own (the FFT does not take these layers).
         convolution = Convolution2D((1, 1), (1, 1))
         convolution.needs_input_grad = (True, False)
         convolution.spectral = False
@@ -271,11 +272,13 @@ def conv_max_pool2d(x, weight, bias, pool_size):
     pool = pair("conv_max_pool2d: pool_size", pool_size, 1)
     check_array("conv_max_pool2d: x", x, 4)
     check_array("conv_max_pool2d: weight", weight, 4)
-    xp = get_array_module(getattr(x, "data", x))
-    if not fusion_pays_off(x.shape, weight.shape, pool, xp):
-        return max_pool2d(conv2d(x, weight, bias), pool)
-    # The unfused calls check everything else and name the culprit; one
-    # dry run of their checks on shapes alone would duplicate them.
+    if bias is not None:
+        check_array("conv_max_pool2d: bias", bias, 1)
+    if x.shape[1] != weight.shape[1] or (
+            bias is not None and tuple(bias.shape) != (weight.shape[0],)) \
+            or len({str(a.dtype) for a in (x, weight, bias)
+                    if a is not None}) > 1:
+        return max_pool2d(conv2d(x, weight, bias), pool)  # conv2d raises
     conv_shape = [output_size(
         f"conv_max_pool2d (x shape {tuple(x.shape)}, weight shape "
         f"{tuple(weight.shape)})", size, k, 1, 1, axis)
@@ -285,11 +288,9 @@ def conv_max_pool2d(x, weight, bias, pool_size):
         output_size(f"conv_max_pool2d (convolution output "
                     f"{tuple(conv_shape)}, pool_size {pool})", size, k, k, 1,
                     axis)
-    if x.shape[1] != weight.shape[1] or (
-            bias is not None and tuple(bias.shape) != (weight.shape[0],)) \
-            or len({str(a.dtype) for a in (x, weight, bias)
-                    if a is not None}) > 1:
-        return max_pool2d(conv2d(x, weight, bias), pool)  # raises the error
+    xp = get_array_module(getattr(x, "data", x))
+    if not fusion_pays_off(x.shape, weight.shape, pool, xp):
+        return max_pool2d(conv2d(x, weight, bias), pool)
     function = ConvolutionMaxPooling2D(pool)
     if bias is None:
         return function(x, weight)
