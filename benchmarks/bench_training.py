@@ -17,7 +17,7 @@ Usage::
 
     python benchmarks/bench_training.py [--quick] [--no-torch] [--json F]
         [--nets plain rcnn2-2 rcnn2-3] [--no-prediction] [--blas-threads-only]
-        [--default-allocator] [--unfused]
+        [--default-allocator] [--unfused] [--rounds N]
 """
 
 import argparse
@@ -157,17 +157,27 @@ def training_table(args, torch):
                                 np)
                 solver.step(network.params)
 
-            with ours_threads(args):
-                seconds = median_time(ours, args.repeats, args.min_seconds)
+            step = None if torch is None else torch_training_step(
+                torch, layers, network, patches, targets, n_instances)
+            # With --rounds, the two take turns, so that a drift in the
+            # machine's speed reaches both alike.
+            ours_rates, torch_rates = [], []
+            for _ in range(args.rounds):
+                with ours_threads(args):
+                    ours_rates.append(batch / median_time(
+                        ours, args.repeats, args.min_seconds))
+                if step is not None:
+                    torch_rates.append(batch / median_time(
+                        step, args.repeats, args.min_seconds))
             row = {"net": name, "instances": n_instances, "patch": side,
-                   "batch": batch, "ours_per_s": batch / seconds,
+                   "batch": batch,
+                   "ours_per_s": statistics.median(ours_rates),
                    "reference_torch_per_s":
                        REFERENCE_TORCH[(name, n_instances)].get(batch)}
-            if torch is not None:
-                step = torch_training_step(torch, layers, network, patches,
-                                           targets, n_instances)
-                row["torch_per_s"] = batch / median_time(
-                    step, args.repeats, args.min_seconds)
+            if step is not None:
+                row["torch_per_s"] = statistics.median(torch_rates)
+                row["round_ratios"] = [o / t for o, t in
+                                       zip(ours_rates, torch_rates)]
             rows.append(row)
             print_row(row)
     return rows
@@ -186,6 +196,11 @@ def print_row(row):
     if "torch_per_s" in row:
         line += (f" | torch same run {row['torch_per_s']:7.1f}/s "
                  f"(ratio {row['ours_per_s'] / row['torch_per_s']:.2f})")
+        ratios = sorted(row["round_ratios"])
+        if len(ratios) > 1:
+            line += (f" [{len(ratios)} rounds: ratio {ratios[0]:.2f}"
+                     f"-{ratios[-1]:.2f}, median "
+                     f"{statistics.median(ratios):.2f}]")
     ref = row["reference_torch_per_s"]
     if ref:
         line += f" | REFERENCE torch {ref}/s (ratio {row['ours_per_s'] / ref:.2f})"
@@ -270,7 +285,13 @@ def main(argv=None):
         help="run a convolution and the large max pool after it (the plain "
              "network's first layer) as two operations, as before "
              "skrcnn.functions.conv_pool")
+    parser.add_argument(
+        "--rounds", type=int, default=1,
+        help="time skrcnn and PyTorch this many times each, in turns, and "
+             "report the medians and the spread of the per-round ratios")
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if args.unfused:
         unfuse_convolution_pooling()
     args.batches = (1, 16) if args.quick else (1, 16, 64)
