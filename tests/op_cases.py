@@ -11,7 +11,7 @@ import numpy as np
 
 from skrcnn.autograd import Variable
 from skrcnn.functions import (avg_pool2d, bias_add, channel_slice, concat,
-                              conv2d, crop, max_pool2d, pad,
+                              conv2d, conv_max_pool2d, crop, max_pool2d, pad,
                               softmax_cross_entropy, tanh, weighted_sum)
 
 
@@ -47,6 +47,9 @@ def make_op_cases(seed=18):
         "conv2d": ([x4, w, b2], [],
                    lambda a, k, c: conv2d(a, k, c, stride=(2, 1),
                                           dilation=(1, 2))),
+        # 3x3 windows (9 taps): fused on NumPy, two operations on CuPy.
+        "conv_max_pool2d": ([x4, w, b2], [],
+                            lambda a, k, c: conv_max_pool2d(a, k, c, 3)),
         "max_pool2d": ([perm], [],
                        lambda a: max_pool2d(a, 3, stride=2, dilation=1)),
         # Non-overlapping windows of 9+ taps: the scatter backward.
@@ -74,6 +77,16 @@ def make_op_cases(seed=18):
                          lambda a, c, d: weighted_sum([a, c, d],
                                                       [0.5, -2.0, 1.25])),
     }
+
+
+def conv_case_arrays(case, dtype=np.float64):
+    """Random ``x``, ``weight`` and ``bias`` for a case that starts with
+    ``(n, c, h, w, o, kh, kw)``, seeded by those numbers."""
+    n, c, h, w, o, kh, kw = case[:7]
+    rng = np.random.default_rng(sum(case[:7]))
+    return (rng.standard_normal((n, c, h, w)).astype(dtype),
+            rng.standard_normal((o, c, kh, kw)).astype(dtype),
+            rng.standard_normal(o).astype(dtype))
 
 
 def cast_constants(constants, dtype):

@@ -6,6 +6,7 @@ import pytest
 
 import reference_ops as ref
 from gradcheck import check_gradients
+from op_cases import conv_case_arrays
 import skrcnn.functions.conv_pool as conv_pool
 import skrcnn.network as network_module
 from skrcnn.architecture import resolve_layers
@@ -28,14 +29,6 @@ CASES = [
 ]
 
 
-def _case_arrays(case, dtype=np.float64):
-    n, c, h, w, o, kh, kw, _ = case
-    rng = np.random.default_rng(sum(case[:7]))
-    return (rng.standard_normal((n, c, h, w)).astype(dtype),
-            rng.standard_normal((o, c, kh, kw)).astype(dtype),
-            rng.standard_normal(o).astype(dtype))
-
-
 def _fused_and_gradients(x, weight, bias, grad_y, pool):
     variables = [Variable(a.copy(), requires_grad=True)
                  for a in (x, weight, bias)]
@@ -46,7 +39,7 @@ def _fused_and_gradients(x, weight, bias, grad_y, pool):
 
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_forward_and_gradients_match_the_loop_references(case):
-    x, weight, bias = _case_arrays(case)
+    x, weight, bias = conv_case_arrays(case)
     pool = case[-1]
     conv = ref.conv2d_forward(x, weight, bias)
     expected, _ = ref.max_pool2d_forward(conv, pool)
@@ -66,7 +59,7 @@ def test_forward_and_gradients_match_the_loop_references(case):
 
 @pytest.mark.parametrize("case", CASES[:3], ids=str)
 def test_numerical_gradients(case):
-    x, weight, bias = _case_arrays(case)
+    x, weight, bias = conv_case_arrays(case)
     pool = case[-1]
     check_gradients(lambda a, w, b: ConvolutionMaxPooling2D(pool)(a, w, b),
                     [x, weight, bias])
@@ -74,7 +67,7 @@ def test_numerical_gradients(case):
 
 def test_float32_agrees_with_the_two_operations_in_turn():
     case = (4, 3, 133, 133, 25, 6, 6, (8, 8))  # the plain network's layer
-    x, weight, bias = _case_arrays(case, np.float32)
+    x, weight, bias = conv_case_arrays(case, np.float32)
     grad_y = np.random.default_rng(2).standard_normal(
         (4, 25, 16, 16)).astype(np.float32)
     got, grads = _fused_and_gradients(x, weight, bias, grad_y, (8, 8))
@@ -110,7 +103,7 @@ def test_ties_go_to_the_first_column_then_its_first_row():
 def test_constant_windows_give_the_weight_gradient_of_max_pool2d():
     # Zero padding makes whole windows tie at the bias; every tied position
     # sees the same (zero) patch, so the tie rule cannot change dW.
-    x, weight, bias = _case_arrays(CASES[3])
+    x, weight, bias = conv_case_arrays(CASES[3])
     x[:, :, :20, :] = 0.0
     grad_y = np.random.default_rng(3).standard_normal((2, 5, 5, 4))
     _, (_, grad_w, grad_b) = _fused_and_gradients(x, weight, bias, grad_y,
@@ -126,7 +119,7 @@ def test_constant_windows_give_the_weight_gradient_of_max_pool2d():
 @pytest.mark.parametrize("n_threads", [1, 2, 3])
 def test_threads_and_block_sizes_change_only_rounding(threads, monkeypatch,
                                                       n_threads):
-    x, weight, bias = _case_arrays((5, 3, 45, 40, 5, 6, 6, None),
+    x, weight, bias = conv_case_arrays((5, 3, 45, 40, 5, 6, 6, None),
                                    np.float32)
     grad_y = np.ones((5, 5, 5, 4), dtype=np.float32)
     threads(1)
@@ -148,7 +141,7 @@ def test_threads_and_block_sizes_change_only_rounding(threads, monkeypatch,
 
 
 def test_no_bias_and_inputs_left_untouched():
-    x, weight, bias = _case_arrays(CASES[0])
+    x, weight, bias = conv_case_arrays(CASES[0])
     copies = [x.copy(), weight.copy()]
     out = conv_max_pool2d(x, weight, None, 4)
     expected, _ = ref.max_pool2d_forward(ref.conv2d_forward(x, weight), 4)
@@ -171,7 +164,7 @@ def test_dispatch_rule():
         calls.append(self.pool)
         return original(self, *arrays)
 
-    x, weight, bias = _case_arrays(CASES[3])
+    x, weight, bias = conv_case_arrays(CASES[3])
     try:
         ConvolutionMaxPooling2D.forward = spy
         fused = conv_max_pool2d(x, weight, bias, 8)

@@ -6,6 +6,7 @@ import pytest
 
 import reference_ops as ref
 from gradcheck import check_gradients
+from op_cases import conv_case_arrays
 import skrcnn.functions._spectral as spectral
 from skrcnn import no_grad
 from skrcnn.architecture import resolve_layers
@@ -28,17 +29,9 @@ CASES = [
 ]
 
 
-def _case_arrays(case, dtype=np.float64):
-    n, c, h, w, o, kh, kw, _ = case
-    rng = np.random.default_rng(sum(case[:7]))
-    return (rng.standard_normal((n, c, h, w)).astype(dtype),
-            rng.standard_normal((o, c, kh, kw)).astype(dtype),
-            rng.standard_normal(o).astype(dtype))
-
-
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_correlation_matches_the_loop_reference(case):
-    x, weight, bias = _case_arrays(case)
+    x, weight, bias = conv_case_arrays(case)
     dilation = case[-1]
     expected = ref.conv2d_forward(x, weight, bias, dilation=dilation)
     got = spectral.correlate(x, weight, bias, dilation)
@@ -51,7 +44,7 @@ def test_correlation_matches_the_loop_reference(case):
 
 @pytest.mark.parametrize("case", CASES[2:5], ids=str)
 def test_float32_correlation_is_within_rounding(case):
-    x, weight, bias = _case_arrays(case)
+    x, weight, bias = conv_case_arrays(case)
     expected = ref.conv2d_forward(x, weight, bias, dilation=case[-1])
     got = spectral.correlate(*(a.astype(np.float32) for a in
                                (x, weight, bias)), case[-1])
@@ -69,14 +62,14 @@ def test_chunks_and_threads_cover_every_tile_once(n_threads, threads,
     monkeypatch.setattr(spectral, "CHUNK_BYTES", 1)
     monkeypatch.setattr(spectral, "MAX_TRANSFORM", 16)
     case = (2, 3, 70, 61, 4, 4, 3, (2, 3))
-    x, weight, bias = _case_arrays(case)
+    x, weight, bias = conv_case_arrays(case)
     expected = ref.conv2d_forward(x, weight, bias, dilation=case[-1])
     np.testing.assert_allclose(spectral.correlate(x, weight, bias, case[-1]),
                                expected, rtol=1e-10, atol=1e-10)
 
 
 def test_input_is_not_modified():
-    x, weight, bias = _case_arrays(CASES[4])
+    x, weight, bias = conv_case_arrays(CASES[4])
     copies = [a.copy() for a in (x, weight, bias)]
     spectral.correlate(x, weight, bias, (2, 2))
     for original, copy in zip((x, weight, bias), copies):
@@ -138,7 +131,7 @@ def test_conv2d_gradcheck_through_the_fft(case, monkeypatch):
     # size, and only the inputs asked for.
     monkeypatch.setattr(spectral, "pays_off", lambda *args: True)
     calls = _spy_correlate(monkeypatch)
-    x, weight, bias = _case_arrays(case)
+    x, weight, bias = conv_case_arrays(case)
     dilation = case[-1]
     check_gradients(lambda a, w, b: conv2d(a, w, b, dilation=dilation),
                     [x, weight, bias], seed=4)
@@ -173,7 +166,7 @@ def test_dense_pass_with_the_fft_scores_like_patches_and_the_gemm(
 
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_gradients_match_the_loop_reference(case):
-    x, weight, _ = _case_arrays(case)
+    x, weight, _ = conv_case_arrays(case)
     dilation = case[-1]
     y_shape = ref.conv2d_forward(x, weight, None, dilation=dilation).shape
     grad_y = np.random.default_rng(len(case)).standard_normal(y_shape)
@@ -200,7 +193,7 @@ def test_gradients_over_chunks_and_threads(n_threads, threads, monkeypatch):
     monkeypatch.setattr(spectral, "CHUNK_BYTES", 1)
     monkeypatch.setattr(spectral, "MAX_TRANSFORM", 16)
     case = (2, 3, 70, 61, 4, 4, 3, (2, 3))
-    x, weight, _ = _case_arrays(case)
+    x, weight, _ = conv_case_arrays(case)
     grad_y = np.random.default_rng(5).standard_normal(
         ref.conv2d_forward(x, weight, None, dilation=case[-1]).shape)
     expected = ref.conv2d_backward(x, weight, grad_y, dilation=case[-1])[:2]
@@ -214,7 +207,7 @@ def test_any_memory_layout(layout):
     # Views as the network hands them over (flipped for test-time flips,
     # transposed, every other column): the tiles are strided views of them.
     case = (2, 3, 40, 45, 4, 3, 3, (2, 1))
-    x, weight, bias = _case_arrays(case)
+    x, weight, bias = conv_case_arrays(case)
     grad_y = np.random.default_rng(9).standard_normal(
         ref.conv2d_forward(x, weight, None, dilation=case[-1]).shape)
     if layout == "flipped":
