@@ -47,9 +47,9 @@ def make_op_cases(seed=18):
         "conv2d": ([x4, w, b2], [],
                    lambda a, k, c: conv2d(a, k, c, stride=(2, 1),
                                           dilation=(1, 2))),
-        # 3x3 windows (9 taps): fused on NumPy, two operations on CuPy.
+        # 6x6 windows (36 taps): fused on NumPy, two operations on CuPy.
         "conv_max_pool2d": ([x4, w, b2], [],
-                            lambda a, k, c: conv_max_pool2d(a, k, c, 3)),
+                            lambda a, k, c: conv_max_pool2d(a, k, c, 6)),
         "max_pool2d": ([perm], [],
                        lambda a: max_pool2d(a, 3, stride=2, dilation=1)),
         # Non-overlapping windows of 9+ taps: the scatter backward.

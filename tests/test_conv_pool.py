@@ -153,7 +153,8 @@ def test_no_bias_and_inputs_left_untouched():
 def test_dispatch_rule():
     plain_layer = ((16, 3, 133, 133), (25, 3, 6, 6))
     assert fusion_pays_off(*plain_layer, (8, 8), np)
-    assert fusion_pays_off(*plain_layer, (3, 3), np)
+    assert fusion_pays_off(*plain_layer, (6, 6), np)
+    assert not fusion_pays_off(*plain_layer, (5, 5), np)
     assert not fusion_pays_off(*plain_layer, (2, 2), np)  # rCNN2's pools
     # A layer the FFT takes stays on it (rCNN2's 25 -> 50 in a batch).
     assert not fusion_pays_off((16, 25, 74, 74), (50, 25, 8, 8), (8, 8), np)
