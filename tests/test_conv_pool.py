@@ -225,3 +225,31 @@ def test_plain_network_training_step_is_unchanged_by_fusion(monkeypatch):
     np.testing.assert_allclose(fused[0], separate[0], rtol=1e-12)
     for got, expected in zip(fused[1], separate[1]):
         np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+
+
+def test_recurrent_network_gradients_through_fused_layers():
+    # With two instances the second one's fused first layer reads the first
+    # one's scores, so its input gradient (routed to the winners, then the
+    # convolution's input backward) is part of every weight's gradient.
+    layers = (("conv", 3, 3), ("pool", 6), ("tanh",), ("conv", "classes", 2))
+    network = RecurrentNetwork.initialise(layers, 2, np.random.RandomState(3),
+                                          dtype=np.float64)
+    rgb = np.random.default_rng(5).standard_normal((2, 3, 92, 92))
+    wanted = []
+    original = ConvolutionMaxPooling2D.backward
+
+    def spy(self, grad_y):
+        wanted.append(self.needs_input_grad[0])
+        return original(self, grad_y)
+
+    def scores(*params):
+        network.params = list(params)
+        return network.forward(rgb, 2)
+
+    try:
+        ConvolutionMaxPooling2D.backward = spy
+        check_gradients(scores, [p.data for p in network.params], atol=1e-7,
+                        rtol=1e-5)
+    finally:
+        ConvolutionMaxPooling2D.backward = original
+    assert sorted(set(wanted)) == [False, True]
