@@ -123,10 +123,10 @@ class RecurrentNetwork:
                     weight = channel_slice(weight, self.n_classes,
                                            self.n_classes + N_COLOURS)
                 following = self.layers[index + 1:index + 2]
-                # A strided pool right after an undilated convolution: one
-                # operation (see ``functions.conv_pool``).
-                fused_pool = (following and following[0][0] == "pool"
-                              and schedule.dilation == 1
+                # A strided pool right after the convolution (undilated,
+                # then): one call, fused where that pays (the plain
+                # network's 8x8 pool; see ``functions.conv_pool``).
+                fused_pool = (bool(following) and following[0][0] == "pool"
                               and schedule.strides(following[0][1]))
                 if fused_pool:
                     size = following[0][1]
