@@ -27,8 +27,9 @@ rounding (sums run in a different order); only the tie rule differs (see
 from .. import _parallel, _workspace
 from ..autograd import Function
 from ..backend import get_array_module
-from ._checks import check_array, output_size, pair
-from .convolution import Convolution2D, conv2d, _spectral
+from ._checks import output_size, pair
+from .convolution import (Convolution2D, _spectral, check_conv_arguments,
+                          conv2d)
 from .pooling import _index_dtype, _running_max, max_pool2d
 
 # Bytes of unpooled convolution output per piece of work (a group of images,
@@ -277,20 +278,7 @@ def conv_max_pool2d(x, weight, bias, pool_size):
     Either way the values and gradients are the same, to float rounding.
     """
     pool = pair("conv_max_pool2d: pool_size", pool_size, 1)
-    check_array("conv_max_pool2d: x", x, 4)
-    check_array("conv_max_pool2d: weight", weight, 4)
-    if bias is not None:
-        check_array("conv_max_pool2d: bias", bias, 1)
-    if x.shape[1] != weight.shape[1] or (
-            bias is not None and tuple(bias.shape) != (weight.shape[0],)) \
-            or len({str(a.dtype) for a in (x, weight, bias)
-                    if a is not None}) > 1:
-        return max_pool2d(conv2d(x, weight, bias), pool)  # conv2d raises
-    conv_shape = [output_size(
-        f"conv_max_pool2d (x shape {tuple(x.shape)}, weight shape "
-        f"{tuple(weight.shape)})", size, k, 1, 1, axis)
-        for size, k, axis in ((x.shape[2], weight.shape[2], "vertical"),
-                              (x.shape[3], weight.shape[3], "horizontal"))]
+    _, _, conv_shape = check_conv_arguments(x, weight, bias, 1, 1)
     for size, k, axis in zip(conv_shape, pool, ("vertical", "horizontal")):
         output_size(f"conv_max_pool2d (convolution output "
                     f"{tuple(conv_shape)}, pool_size {pool})", size, k, k, 1,

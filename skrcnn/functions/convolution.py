@@ -476,6 +476,36 @@ class PointwiseConvolution2D(_Convolution):
         return grad_x, grad_w, grad_b
 
 
+def check_conv_arguments(x, weight, bias, stride, dilation):
+    """:func:`conv2d`'s argument checks, each error naming the argument and
+    the shapes: returns ``(stride, dilation, (OH, OW))`` as pairs."""
+    check_array("conv2d: x", x, 4)
+    check_array("conv2d: weight", weight, 4)
+    stride = pair("conv2d: stride", stride, 1)
+    dilation = pair("conv2d: dilation", dilation, 1)
+    if x.shape[1] != weight.shape[1]:
+        raise ValueError(
+            f"conv2d: x has {x.shape[1]} channels (shape {tuple(x.shape)}) but "
+            f"weight expects {weight.shape[1]} (shape {tuple(weight.shape)})")
+    arrays = {"x": x, "weight": weight}
+    if bias is not None:
+        check_array("conv2d: bias", bias, 1)
+        if bias.shape[0] != weight.shape[0]:
+            raise ValueError(f"conv2d: bias has shape {tuple(bias.shape)}, "
+                             f"expected ({weight.shape[0]},) for weight of "
+                             f"shape {tuple(weight.shape)}")
+        arrays["bias"] = bias
+    check_same_dtype(**arrays)
+    out_shape = tuple(
+        output_size(f"conv2d (x shape {tuple(x.shape)}, weight shape "
+                    f"{tuple(weight.shape)})", size, k, s, d, axis)
+        for axis, size, k, s, d in (
+            ("vertical", x.shape[2], weight.shape[2], stride[0], dilation[0]),
+            ("horizontal", x.shape[3], weight.shape[3], stride[1],
+             dilation[1])))
+    return stride, dilation, out_shape
+
+
 def conv2d(x, weight, bias=None, stride=1, dilation=1):
     """2-D convolution (cross-correlation) without padding.
 
@@ -506,29 +536,8 @@ def conv2d(x, weight, bias=None, stride=1, dilation=1):
         For wrong ranks, mismatched channels or bias, or a kernel that does
         not fit in the input.
     """
-    check_array("conv2d: x", x, 4)
-    check_array("conv2d: weight", weight, 4)
-    stride = pair("conv2d: stride", stride, 1)
-    dilation = pair("conv2d: dilation", dilation, 1)
-    if x.shape[1] != weight.shape[1]:
-        raise ValueError(
-            f"conv2d: x has {x.shape[1]} channels (shape {tuple(x.shape)}) but "
-            f"weight expects {weight.shape[1]} (shape {tuple(weight.shape)})")
-    arrays = {"x": x, "weight": weight}
-    if bias is not None:
-        check_array("conv2d: bias", bias, 1)
-        if bias.shape[0] != weight.shape[0]:
-            raise ValueError(f"conv2d: bias has shape {tuple(bias.shape)}, "
-                             f"expected ({weight.shape[0]},) for weight of "
-                             f"shape {tuple(weight.shape)}")
-        arrays["bias"] = bias
-    check_same_dtype(**arrays)
-    for axis, size, k, s, d in (("vertical", x.shape[2], weight.shape[2],
-                                 stride[0], dilation[0]),
-                                ("horizontal", x.shape[3], weight.shape[3],
-                                 stride[1], dilation[1])):
-        output_size(f"conv2d (x shape {tuple(x.shape)}, weight shape "
-                    f"{tuple(weight.shape)})", size, k, s, d, axis)
+    stride, dilation, _ = check_conv_arguments(x, weight, bias, stride,
+                                               dilation)
     function = (PointwiseConvolution2D(stride)
                 if tuple(weight.shape[2:]) == (1, 1)
                 else Convolution2D(stride, dilation))
