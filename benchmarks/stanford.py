@@ -21,8 +21,8 @@ prediction time per image. It prints and writes (JSON + Markdown) the table
 beside REFERENCE.md's accuracy bars, its PyTorch 30-minute figure and
 scikit-image's trainable segmenter.
 
-``--save-model`` keeps the rcnn2 model of the last fold run (the canonical
-fold's with ``--canonical``), with a
+``--fold K`` runs paper fold K alone. ``--save-model`` keeps the rcnn2
+model of the last fold run (the canonical fold's with ``--canonical``), with a
 ``.json`` beside it holding its training time and accuracy curve (saved at
 every ``--curve-minutes`` checkpoint too, so a run that is killed keeps
 its last one; one taken in the 2-instance stage resumes with 2 instances);
@@ -42,6 +42,12 @@ Usage::
         --save-model rcnn2.joblib
     python benchmarks/stanford.py --canonical --no-plain --train-minutes 60 \
         --resume rcnn2.joblib --save-model rcnn2.joblib          # 160 min
+    # the 5-fold protocol one fold and one part at a time, then scored
+    # together (benchmarks/stanford_folds.py):
+    python benchmarks/stanford.py --fold 1 --no-plain --train-minutes 60 \
+        --save-model fold1.joblib
+    python benchmarks/stanford.py --fold 1 --no-plain --train-minutes 60 \
+        --resume fold1.joblib --save-model fold1.joblib
     # ... predicting with a moving average of the weights (and scored with
     # the last weights too, as extra rows):
     python benchmarks/stanford.py --canonical --no-plain --train-minutes 60 \
@@ -86,16 +92,22 @@ REFERENCES = [
 ]
 
 
-def save_resumable(path, model, train_s, points, canonical):
+def split_name(canonical, fold):
+    """How a sidecar names the split a model was trained on."""
+    return "canonical fold 0" if canonical else f"fold {fold} of 5"
+
+
+def save_resumable(path, model, train_s, points, split):
     """The model, and beside it its training time and curve points (for
-    ``--resume``; only a model of the whole canonical fold can resume).
+    ``--resume``; ``split`` names the whole split it was trained on, as
+    :func:`split_name` does, or is None for a subset, which cannot resume).
 
     Each file is written under a temporary name (same extension, so joblib
     compresses as the name asks) and then renamed, so a run killed while
     saving leaves whole files; the sidecar records the model's update
     count, so that :func:`load_resumable` notices a model renamed without
     its sidecar."""
-    sidecar = {"split": "canonical fold 0" if canonical else None,
+    sidecar = {"split": split,
                "n_instances": model.n_instances, "updates": model.t_,
                "train_s": train_s, "curve": points}
     folder, name = os.path.split(path)
@@ -108,17 +120,18 @@ def save_resumable(path, model, train_s, points, canonical):
     os.replace(sidecar_part, path + ".json")
 
 
-def load_resumable(path, args, parser):
-    """(model, training seconds, curve points) of a ``--save-model`` file."""
+def load_resumable(path, args, parser, split="canonical fold 0"):
+    """(model, training seconds, curve points) of a ``--save-model`` file
+    of the whole ``split``."""
     sidecar = path + ".json"
     if not os.path.exists(sidecar):
         parser.error(f"--resume {path}: {sidecar} (its training time and "
                      f"curve, written by --save-model) is missing")
     with open(sidecar) as f:
         saved = json.load(f)
-    if saved.get("split") != "canonical fold 0":
+    if saved.get("split") != split:
         parser.error(f"--resume {path}: it was not trained on the whole "
-                     f"canonical fold ({sidecar} says {saved.get('split')})")
+                     f"{split} ({sidecar} says {saved.get('split')})")
     model = joblib.load(path)
     # Sidecars written before the update count was recorded have none.
     if saved.get("updates", model.t_) != model.t_:
@@ -140,6 +153,12 @@ def main(argv=None):
                         help="REFERENCE.md's canonical fold 0 only")
     parser.add_argument("--folds", type=int,
                         help="run the first K of the 5 folds (default: 5)")
+    parser.add_argument("--fold", type=int, metavar="K",
+                        help="run paper fold K (0-4) only: with "
+                             "--save-model and --resume, a long 5-fold run "
+                             "can go one fold and one part at a time "
+                             "(benchmarks/stanford_folds.py scores the "
+                             "saved models together)")
     add_training_arguments(parser)
     parser.add_argument("--n-train", type=int,
                         help="use only the first N training images of a fold "
@@ -154,21 +173,29 @@ def main(argv=None):
                              "(and a .json of its training time and curve)")
     parser.add_argument("--resume", metavar="MODEL",
                         help="train this --save-model file of the canonical "
-                             "fold on instead of a new rcnn2")
+                             "fold (or of --fold K) on instead of a new "
+                             "rcnn2")
     parser.add_argument("--widen", type=int, nargs=2, metavar=("NHU1", "NHU2"),
                         help="with --resume: first give the model this many "
                              "hidden units (new units start with zero "
                              "outgoing weights, so its labelling is "
                              "unchanged; benchmarks/_widen.py)")
     args = parse_training_args(parser, argv)
+    if args.fold is not None:
+        if args.canonical or args.folds is not None:
+            parser.error("--fold runs one paper fold: not with --canonical "
+                         "or --folds")
+        if not 0 <= args.fold <= 4:
+            parser.error(f"--fold must be 0 to 4, got {args.fold}")
+    one_split = args.canonical or args.fold is not None
     resumed = None
     if args.resume:
-        if not args.canonical or args.no_rcnn2 or args.n_train \
-                or args.n_test:
-            parser.error("--resume continues a canonical-fold rcnn2 model: "
-                         "use it with --canonical, without --no-rcnn2, "
-                         "--n-train or --n-test")
-        resumed = load_resumable(args.resume, args, parser)
+        if not one_split or args.no_rcnn2 or args.n_train or args.n_test:
+            parser.error("--resume continues the rcnn2 model of one whole "
+                         "split: use it with --canonical or --fold K, "
+                         "without --no-rcnn2, --n-train or --n-test")
+        resumed = load_resumable(args.resume, args, parser,
+                                 split_name(args.canonical, args.fold))
         if args.widen:
             model, *rest = resumed
             try:
@@ -177,10 +204,10 @@ def main(argv=None):
                 parser.error(f"--widen: {exc}")
     elif args.widen:
         parser.error("--widen applies to a --resume model")
-    if args.teacher and not args.canonical:
-        parser.error("--teacher is a model of the canonical fold's training "
-                     "images: use it with --canonical (--distil-from-plain "
-                     "trains one per fold)")
+    if args.teacher and not one_split:
+        parser.error("--teacher is a model of one split's training images: "
+                     "use it with --canonical or --fold K "
+                     "(--distil-from-plain trains one per fold)")
 
     if args.canonical and args.folds is not None:
         parser.error("--canonical runs the canonical fold only: not with "
@@ -202,21 +229,24 @@ def main(argv=None):
 
     data = load_stanford(args.data_home, parser)
     if args.canonical:
-        folds = [canonical_stanford_split(data.filenames)]
+        folds = [(0, canonical_stanford_split(data.filenames))]
+    elif args.fold is not None:
+        folds = [(args.fold, stanford_folds(data.filenames)[args.fold])]
     else:
-        folds = list(stanford_folds(data.filenames))[:args.folds]
+        folds = list(enumerate(stanford_folds(data.filenames)))[:args.folds]
     rows, curves, start = [], [], time.perf_counter()
-    for index, (train, test) in enumerate(folds):
+    for index, (train, test) in folds:
         train, test = train[:args.n_train], test[:args.n_test]
         print(f"fold {index}: {len(train)} train / {len(test)} test images, "
               f"{args.train_minutes} min per model", flush=True)
         pick = lambda seq, idx: [seq[i] for i in idx]  # noqa: E731
-        whole_fold = args.canonical and not (args.n_train or args.n_test)
+        whole_fold = not (args.n_train or args.n_test)
+        split = split_name(args.canonical, index) if whole_fold else None
         save = None
         if args.save_model:
-            def save(model, train_s, points):
+            def save(model, train_s, points, split=split):
                 save_resumable(args.save_model, model, train_s, points,
-                               whole_fold)
+                               split)
         fold_rows, model, curve = rows_for_fold(
             index, pick(data.images, train), pick(data.labels, train),
             pick(data.images, test), pick(data.labels, test),
@@ -228,8 +258,12 @@ def main(argv=None):
         if save is not None and model is not None:
             trained = [r for r in fold_rows if r["model"].startswith("rcnn2")]
             save(model, trained[-1]["train_s"], curve.points)
-    protocol = ("canonical fold 0" if args.canonical
-                else f"{len(folds)} of the 5 paper folds")
+    if args.canonical:
+        protocol = "canonical fold 0"
+    elif args.fold is not None:
+        protocol = f"paper fold {args.fold} of 5"
+    else:
+        protocol = f"{len(folds)} of the 5 paper folds"
     if args.n_train or args.n_test:
         protocol += (f" (subset: {args.n_train or 'all'} training / "
                      f"{args.n_test or 'all'} test images per fold)")

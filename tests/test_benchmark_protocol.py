@@ -89,7 +89,7 @@ def test_checkpoints_save_the_model_and_resume_from_the_last(tmp_path,
     saved = []
 
     def save(model, train_s, points):
-        save_resumable(path, model, train_s, points, canonical=True)
+        save_resumable(path, model, train_s, points, split="canonical fold 0")
         saved.append(train_s)
 
     # A point after every epoch's worth of (fake) time: every call scores.
@@ -123,7 +123,7 @@ def test_checkpoints_save_the_model_and_resume_from_the_last(tmp_path,
     with open(path + ".json") as f:
         sidecar = f.read()
     model.partial_fit(X, y)
-    save_resumable(path, model, 240.0, curve.points, canonical=True)
+    save_resumable(path, model, 240.0, curve.points, split="canonical fold 0")
     with open(path + ".json", "w") as f:
         f.write(sidecar)
     with pytest.raises(SystemExit):
@@ -144,7 +144,7 @@ def test_resume_keeps_the_saved_options_the_command_line_leaves(tmp_path):
         patches_per_epoch=2, class_weight={0: 1.0, 1: 2.0, 2: 3.0},
         max_iter=1, random_state=0).fit(X, y)
     path = str(tmp_path / "rcnn2.joblib")
-    save_resumable(path, model, 60.0, [], canonical=True)
+    save_resumable(path, model, 60.0, [], split="canonical fold 0")
     parser = argparse.ArgumentParser()
     add_training_arguments(parser)
 
