@@ -404,6 +404,13 @@ def test_each_stage_s_last_scores_end_its_part_of_the_curve():
      "--output: no-such-folder/run.json: folder"),
     (["--save-model", "no-such-folder/m.joblib"],
      "--save-model: no-such-folder/m.joblib: folder"),
+    (["--fold", "5"], "--fold must be 0 to 4, got 5"),
+    (["--fold", "1", "--canonical"], "not with --canonical or --folds"),
+    (["--fold", "1", "--folds", "2"], "not with --canonical or --folds"),
+    (["--folds", "2", "--resume", "m.joblib"],
+     "use it with --canonical or --fold K"),
+    (["--folds", "2", "--teacher", __file__],  # any existing file
+     "use it with --canonical or --fold K"),
 ])
 def test_stanford_options_are_checked_before_loading(argv, message,
                                                      monkeypatch, capsys):

@@ -171,23 +171,3 @@ def test_a_fold_model_resumes_on_its_own_fold_only(tmp_path, capsys):
             load_resumable(path, args, parser, split)
         assert (f"not trained on the whole {split} (" in
                 capsys.readouterr().err)
-
-
-@pytest.mark.parametrize("argv, message", [
-    (["--fold", "5"], "--fold must be 0 to 4, got 5"),
-    (["--fold", "1", "--canonical"], "not with --canonical or --folds"),
-    (["--fold", "1", "--folds", "2"], "not with --canonical or --folds"),
-    (["--folds", "2", "--resume", "m.joblib"],
-     "use it with --canonical or --fold K"),
-    (["--folds", "2", "--teacher", __file__],  # any existing file
-     "use it with --canonical or --fold K"),
-])
-def test_fold_options_are_checked_before_loading(argv, message, monkeypatch,
-                                                 capsys):
-    def loaded(*args, **kwargs):
-        raise AssertionError("the data was loaded before the options were "
-                             "checked")
-    monkeypatch.setattr(stanford, "load_stanford", loaded)
-    with pytest.raises(SystemExit):
-        stanford.main(argv)
-    assert message in capsys.readouterr().err
