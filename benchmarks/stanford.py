@@ -120,9 +120,9 @@ def save_resumable(path, model, train_s, points, split):
     os.replace(sidecar_part, path + ".json")
 
 
-def load_resumable(path, args, parser, split="canonical fold 0"):
+def load_resumable(path, args, parser, split=split_name(True, 0)):
     """(model, training seconds, curve points) of a ``--save-model`` file
-    of the whole ``split``."""
+    of the whole ``split`` (a :func:`split_name`)."""
     sidecar = path + ".json"
     if not os.path.exists(sidecar):
         parser.error(f"--resume {path}: {sidecar} (its training time and "

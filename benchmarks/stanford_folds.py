@@ -32,7 +32,6 @@ Usage::
 import argparse
 import json
 import os
-import re
 import sys
 import time
 
@@ -46,9 +45,10 @@ from skrcnn.model_selection import (canonical_stanford_split,
 from _protocol import (augmented_rows, check_output_file, evaluate, log_row,
                        markdown_table, summarise, write_outputs)
 from _stanford_data import load_stanford
-from stanford import REFERENCES
+from stanford import REFERENCES, split_name
 
-CANONICAL = "canonical fold 0"
+# The sidecar's split name of each paper fold, as stanford.py writes it.
+PAPER_FOLDS = {split_name(False, fold): fold for fold in range(5)}
 
 
 def fold_of_sidecar(path):
@@ -63,11 +63,10 @@ def fold_of_sidecar(path):
     with open(sidecar) as f:
         saved = json.load(f)
     split = saved.get("split")
-    if split == CANONICAL:
+    if split == split_name(True, 0):
         return 0, True, saved
-    match = re.fullmatch(r"fold ([0-4]) of 5", str(split))
-    if match:
-        return int(match.group(1)), False, saved
+    if split in PAPER_FOLDS:
+        return PAPER_FOLDS[split], False, saved
     raise ValueError(f"{path}: not trained on one whole paper fold "
                      f"({sidecar} says split {split!r}; a --n-train or "
                      f"--n-test run cannot be scored here)")

@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..",
                                 "benchmarks"))
 import stanford  # noqa: E402
 import stanford_folds as fold_table  # noqa: E402
+from _protocol import add_training_arguments, parse_training_args  # noqa: E402
 from stanford import load_resumable, save_resumable  # noqa: E402
 
 
@@ -61,7 +62,7 @@ def test_on_the_real_names_the_canonical_model_skips_the_pair(
              for f in real_stanford.filenames]
     test = stanford_folds(real_stanford.filenames)[0][1]
     kept = fold_table.scored_test_images(real_stanford.filenames, 0,
-                                             canonical=True)
+                                         canonical=True)
     assert len(test) == 143 and len(kept) == 141
     assert sorted(names[i] for i in set(test) - set(kept)) == [
         "6000257", "6000348"]
@@ -98,7 +99,7 @@ def test_models_of_two_folds_are_scored_on_their_own_test_images(
              for fold in (3, 1)]
     stem = str(tmp_path / "out")
     assert fold_table.main([saved[0][0], saved[1][0], "--test-time-flip",
-                                "--output", stem]) == 0
+                            "--output", stem]) == 0
     with open(stem + ".json") as f:
         result = json.load(f)
     plain = [r for r in result["rows"] if "flip" not in r["model"]]
@@ -158,12 +159,9 @@ def test_a_fold_given_twice_is_refused(tmp_path, monkeypatch, capsys):
 def test_a_fold_model_resumes_on_its_own_fold_only(tmp_path, capsys):
     data = _tiny_dataset()
     path, model = _save_fold_model(tmp_path, data, 2, 30.0, 0)
-    args = argparse.Namespace(**{k: getattr(model, k) for k in (
-        "sampling", "crop_size", "instance_loss", "horizontal_flip",
-        "solver", "momentum", "learning_rate", "batch_size",
-        "patches_per_epoch", "device", "weight_averaging",
-        "distillation_weight")}, scale_range=None)
     parser = argparse.ArgumentParser()
+    add_training_arguments(parser)
+    args = parse_training_args(parser, ["--no-plain"])
     resumed, train_s, _ = load_resumable(path, args, parser, "fold 2 of 5")
     assert train_s == 30.0 and resumed.t_ == model.t_
     for split in ("fold 1 of 5", "canonical fold 0"):
