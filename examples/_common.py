@@ -90,6 +90,11 @@ def label_colours(labels, palette):
 
 # ---------------------------------------------------------------- data
 
+# Stanford images are resized by this unless --scale says otherwise: the
+# examples train small models quickly at half size.
+DEFAULT_SCALE = 0.5
+
+
 def add_data_arguments(parser, scenes, stanford):
     """The data options every example takes.
 
@@ -114,9 +119,9 @@ def add_data_arguments(parser, scenes, stanford):
                            default=None,
                            help=f"{text} (default: {scenes[name]}; "
                            f"--stanford: {stanford[name]})")
-    group.add_argument("--scale", type=_scale, default=0.5,
+    group.add_argument("--scale", type=_scale, default=None,
                        help="--stanford: resize the images by this factor "
-                       "(default: %(default)s, i.e. 160x120 and about 4 "
+                       f"(default: {DEFAULT_SCALE}, i.e. 160x120 and about 4 "
                        "times faster than 1, the full resolution)")
     group.add_argument("--seed", type=at_least(0), default=0)
     parser.set_defaults(_defaults={False: dict(scenes), True: dict(stanford)})
@@ -183,7 +188,8 @@ def load_data(args):
     -------
     dict
         ``X_train``, ``y_train``, ``X_test``, ``y_test``, ``class_names``,
-        ``palette``, ``name`` (a description for the report).
+        ``palette``, ``name`` (a description for the report),
+        ``test_name`` (one of the held-out images alone).
     """
     n_train, n_test = resolve(args, "n_images"), resolve(args, "n_test")
     if args.stanford:
@@ -196,10 +202,13 @@ def load_data(args):
                 y_test=y[:n_test], class_names=scenes.class_names,
                 palette=palette_for(scenes.class_names),
                 name=f"{n_train} synthetic scenes of {shape[0]}x{shape[1]} "
-                f"(held out: {n_test})")
+                f"(held out: {n_test})",
+                test_name=f"{n_test} held-out synthetic scenes of "
+                f"{shape[0]}x{shape[1]}")
 
 
 def _stanford(args, n_train, n_test):
+    scale = DEFAULT_SCALE if args.scale is None else args.scale
     data = load_stanford_background(data_home=args.data_home)
     train, test = canonical_stanford_split(data.filenames)
     rng = np.random.RandomState(args.seed)
@@ -208,17 +217,21 @@ def _stanford(args, n_train, n_test):
     test = np.sort(rng.choice(test, min(n_test, len(test)), replace=False))
 
     def pick(seq, idx):
-        return [_rescale(seq[i], args.scale) for i in idx]
+        return [_rescale(seq[i], scale) for i in idx]
 
     name = (f"{len(train)} Stanford Background training images of the "
             f"canonical fold (held out: {len(test)} of its test images)")
-    if args.scale != 1:
-        name += f", resized by {args.scale}"
+    test_name = (f"{len(test)} of the canonical fold's Stanford Background "
+                 "test images")
+    if scale != 1:
+        name += f", resized by {scale}"
+        test_name += f", resized by {scale}"
     return dict(X_train=pick(data.images, train),
                 y_train=pick(data.labels, train),
                 X_test=pick(data.images, test), y_test=pick(data.labels, test),
                 class_names=data.class_names,
-                palette=palette_for(data.class_names), name=name)
+                palette=palette_for(data.class_names), name=name,
+                test_name=test_name)
 
 
 def _rescale(array, scale):

@@ -81,6 +81,83 @@ def test_plot_instances_quick(tmp_path, drawing):
                    for line in lines)
 
 
+def _quick_held_out():
+    """The held-out scenes of ``--quick`` (seed 0): the first 4 of 16."""
+    from skrcnn.datasets import make_scenes
+    scenes = make_scenes(16, image_shape=(48, 48), random_state=0)
+    return scenes.images[:4], scenes.labels[:4]
+
+
+def _saved_model(tmp_path, kind):
+    """A small fitted 2-instance rcnn2 saved the way ``kind`` says:
+    ``joblib.dump`` of the estimator or of a pipeline, or the model file
+    of ``skrcnn train``; returns its path and the fitted pipeline/model."""
+    import joblib
+    from sklearn.pipeline import make_pipeline
+
+    from skrcnn import ImageStandardizer, RecurrentCNNSegmenter
+    from skrcnn.cli import main as cli_main
+    from skrcnn.datasets import make_scenes
+
+    path = tmp_path / f"{kind}.joblib"
+    if kind == "cli":
+        assert cli_main(["train", "--dataset", "scenes", "--n-images", "4",
+                         "--epochs", "1", "--hidden-sizes", "4,8",
+                         "--instances", "2", "-q", "-o", str(path)]) == 0
+        return path, joblib.load(path)["model"]
+    X, y = make_scenes(6, image_shape=(48, 48), random_state=1,
+                       return_X_y=True)
+    model = RecurrentCNNSegmenter(hidden_sizes=(4, 8), n_instances=2,
+                                  max_iter=1, random_state=0)
+    if kind == "pipeline":
+        model = make_pipeline(ImageStandardizer(), model)
+    model.fit(X, y)
+    joblib.dump(model, path)
+    return path, model
+
+
+@pytest.mark.parametrize("kind", ["estimator", "pipeline", "cli"])
+def test_plot_instances_draws_a_saved_model(tmp_path, drawing, kind):
+    path, model = _saved_model(tmp_path, kind)
+    lines = []
+    out = tmp_path / "saved.png"
+    result = load("plot_instances").main(
+        ["--quick", "--model", str(path), "--output", str(out)],
+        sink=lines.append)
+    assert result["fit_seconds"] == 0
+    assert lines[0].startswith(f"drawing {path} (2 instances) on 4 held-out")
+    # One column per instance of the model (2 here), each scored as the
+    # saved model labels the same held-out scenes after that instance.
+    X_test, y_test = _quick_held_out()
+    assert set(result["scores"]) == {1, 2}
+    for p in (1, 2):
+        expected = model.predict(X_test, n_instances=p)
+        assert result["scores"][p]["pixel_accuracy"] == pytest.approx(
+            float(np.mean(np.asarray(expected) == y_test)))
+    check_png(out, drawing, (4 * 144 + 5 * 4, 4 * 144 + 5 * 4))
+
+
+def test_plot_instances_refuses_a_model_of_other_classes(tmp_path, capsys):
+    import joblib
+
+    from skrcnn import RecurrentCNNSegmenter
+    from skrcnn.datasets import make_scenes
+    X, y = make_scenes(4, image_shape=(48, 48), random_state=1,
+                       return_X_y=True)
+    model = RecurrentCNNSegmenter(hidden_sizes=(4, 8), n_instances=1,
+                                  max_iter=1, random_state=0)
+    model.fit(X, y + 10)   # labels 10.. are no scene class
+    joblib.dump(model, tmp_path / "other.joblib")
+    with pytest.raises(SystemExit) as info:
+        load("plot_instances").main(
+            ["--quick", "--model", str(tmp_path / "other.joblib"),
+             "--output", str(tmp_path / "x.png")])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "are not label values of 4 held-out synthetic scenes" in err
+    assert not (tmp_path / "x.png").exists()
+
+
 def test_grid_search_quick(tmp_path, drawing):
     lines = []
     out = tmp_path / "search.png"
@@ -197,16 +274,47 @@ def test_plot_instances_stanford_flag(tmp_path, drawing):
         assert any("foreground object: yellow" in line for line in lines)
 
 
-def _stanford_mosaic_shape(data_home):
-    """Size of the mosaic of the fake set's 2 test images at scale 0.5 (no
-    pixel repeat for sides under 100: 3x)."""
+def test_plot_instances_stanford_model_at_full_resolution(tmp_path,
+                                                         monkeypatch):
+    import joblib
+
+    from skrcnn import RecurrentCNNSegmenter
+    from skrcnn.datasets import load_stanford_background
+    for name in [n for n in sys.modules if n.startswith("matplotlib")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    _fake_stanford(tmp_path / "data")
+    data = load_stanford_background(data_home=tmp_path / "data")
+    model = RecurrentCNNSegmenter(hidden_sizes=(4, 8), n_instances=2,
+                                  max_iter=1, random_state=0)
+    model.fit(data.images, data.labels)
+    joblib.dump(model, tmp_path / "m.joblib")
+    lines = []
+    out = tmp_path / "stanford.png"
+    result = load("plot_instances").main(
+        ["--stanford", "--data-home", str(tmp_path / "data"), "--model",
+         str(tmp_path / "m.joblib"), "--n-test", "2", "--output", str(out)],
+        sink=lines.append)
+    # Not resized: a model file's network is drawn at full resolution.
+    assert lines[0].endswith("on 2 of the canonical fold's Stanford "
+                             "Background test images")
+    assert set(result["scores"]) == {1, 2}
+    check_png(out, "numpy", _stanford_mosaic_shape(
+        tmp_path / "data", scale=1, n_label_columns=3))
+
+
+def _stanford_mosaic_shape(data_home, scale=0.5, n_label_columns=4):
+    """Size of the mosaic of the fake set's 2 test images at ``scale`` (1 or
+    0.5; sides under 100 pixels are repeated 3x), image and label tiles."""
     from skrcnn.datasets import load_stanford_background
     from skrcnn.model_selection import canonical_stanford_split
     data = load_stanford_background(data_home=data_home)
     _, test = canonical_stanford_split(data.filenames)
-    shapes = [tuple(s // 2 for s in data.images[i].shape[:2]) for i in test]
+    shapes = [tuple(int(s * scale) for s in data.images[i].shape[:2])
+              for i in test]
     height = sum(3 * h for h, _ in shapes) + 4 * (len(shapes) + 1)
-    width = 5 * 3 * max(w for _, w in shapes) + 6 * 4
+    n_tiles = 1 + n_label_columns
+    width = n_tiles * 3 * max(w for _, w in shapes) + (n_tiles + 1) * 4
     return height, width
 
 
@@ -225,6 +333,14 @@ def _stanford_mosaic_shape(data_home):
     ("pipeline_persistence", ["--model-path", "."],
      "--model-path .: is a folder; give a file name"),
     ("plot_instances", ["--output", ""], "--output: an empty file name"),
+    ("plot_instances", ["--model", "no/such.joblib"],
+     "--model no/such.joblib: no such file"),
+    ("plot_instances", ["--model", "m.joblib", "--epochs", "2"],
+     "--epochs: not with --model"),
+    ("plot_instances", ["--model", "m.joblib", "--n-images", "2"],
+     "--n-images: not with --model"),
+    ("plot_instances", ["--model", __file__],
+     "test_examples.py: not a model file ("),
 ])
 def test_bad_options_are_refused_before_any_work(capsys, monkeypatch, script,
                                                  argv, message):
