@@ -17,6 +17,7 @@ from skrcnn._cli_io import InputError, check_writable_file, load_model
 from skrcnn.backend import resolve_device
 from skrcnn._validation import resolve_class_weight
 from skrcnn.metrics import confusion_matrix, scores_from_confusion
+from skrcnn.superpixels import average_over_segments, felzenszwalb_segments
 
 
 def rate_factor(fraction, lr_schedule="step", decay_last=0.0,
@@ -178,14 +179,35 @@ def evaluate(model, X, y, labels):
             "confusion": confusion.tolist()}
 
 
+def evaluate_with_superpixels(model, X, y, labels):
+    """Scores of ``model``'s labelling with its class probabilities
+    averaged over Felzenszwalb segments: what ``superpixels="felzenszwalb"``
+    gives (tests/test_superpixels.py), one image at a time to bound the
+    memory. The time per image includes the segmentation."""
+    confusion = np.zeros((len(labels), len(labels)), dtype=np.int64)
+    start = time.perf_counter()
+    for image, truth in zip(X, y):
+        proba = model.predict_proba([image])[0]
+        voted = average_over_segments(proba, felzenszwalb_segments(image))
+        guess = model.classes_[voted.argmax(-1)]
+        confusion += confusion_matrix([truth], [guess], labels=labels)
+    seconds = time.perf_counter() - start
+    scores = scores_from_confusion(confusion)
+    return {**{name: scores[name] for name in (
+                "pixel_accuracy", "mean_class_accuracy", "mean_iou")},
+            "predict_s_per_image": seconds / len(X),
+            "confusion": confusion.tolist()}
+
+
 def augmented_rows(model, row, X, y, labels, args):
     """``row`` scored again with test-time augmentation, as extra rows:
     with ``--test-time-flip``, the mirror-averaged labelling; with
     ``--test-time-scales``, the scale-averaged one (mirrored too with
     ``--test-time-flip``). For a model with ``weight_averaging``, the
     same again with its last (unaveraged) training weights, so the two
-    compare on one training run. The model is left as it was, since
-    training may go on."""
+    compare on one training run. With ``--superpixels``, each of these
+    labellings (``row``'s too) also averaged over Felzenszwalb segments.
+    The model is left as it was, since training may go on."""
     variants = []
     if args.test_time_flip:
         variants.append(("test-time flip", dict(test_time_flip=True)))
@@ -198,12 +220,21 @@ def augmented_rows(model, row, X, y, labels, args):
                                     test_time_scales=scales)))
     before = {name: model.get_params()[name]
               for name in ("test_time_flip", "test_time_scales")}
+    superpixels = getattr(args, "superpixels", False)
     rows = []
+    if superpixels:
+        rows.append({**row, "model": f"{row['model']}, superpixels",
+                     **evaluate_with_superpixels(model, X, y, labels)})
     for name, params in variants:
         model.set_params(**params)
         try:
             rows.append({**row, "model": f"{row['model']}, {name}",
                          **evaluate(model, X, y, labels)})
+            if superpixels:
+                rows.append({**row, "model": f"{row['model']}, {name}, "
+                             f"superpixels",
+                             **evaluate_with_superpixels(model, X, y,
+                                                         labels)})
         finally:
             model.set_params(**before)
     last = unaveraged(model)
@@ -506,6 +537,7 @@ def add_training_arguments(parser):
                              "averaged over the images resized by these "
                              "factors, e.g. 0.75 1 1.25 (extra rows; "
                              "mirrored too with --test-time-flip)")
+    add_superpixels_argument(parser)
     parser.add_argument("--no-plain", action="store_true",
                         help="skip the plain network")
     parser.add_argument("--distil-from-plain", action="store_true",
@@ -538,6 +570,15 @@ def add_training_arguments(parser):
                              "this many minutes of training (an "
                              "accuracy-versus-time curve; not counted as "
                              "training time)")
+
+
+def add_superpixels_argument(parser):
+    parser.add_argument("--superpixels", action="store_true",
+                        help="also score every labelling with its class "
+                             "probabilities averaged over Felzenszwalb "
+                             "segments (the estimator's "
+                             "superpixels='felzenszwalb'; not in the "
+                             "paper; extra rows)")
 
 
 def parse_training_args(parser, argv):

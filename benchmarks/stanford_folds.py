@@ -7,7 +7,8 @@ takes many hours of CPU per fold, more than one working session. So
 each paper fold in parts, and this script scores the saved models together:
 each on its own fold's test images at full resolution (dense pass; with
 ``--test-time-flip`` / ``--test-time-scales`` also averaged over mirrored /
-resized images, as extra rows), and prints and writes (JSON + Markdown) the
+resized images, and with ``--superpixels`` over image segments, as extra
+rows), and prints and writes (JSON + Markdown) the
 per-fold rows and their mean over the folds (how 5-fold figures are
 reported; the pooled confusion matrix's scores go to the JSON too), beside
 REFERENCE.md's bars. Each model's fold and training time come from the
@@ -42,8 +43,9 @@ from skrcnn.model_selection import (canonical_stanford_split,
                                     stanford_duplicate_groups,
                                     stanford_folds)
 
-from _protocol import (augmented_rows, check_output_file, evaluate, log_row,
-                       markdown_table, summarise, write_outputs)
+from _protocol import (add_superpixels_argument, augmented_rows,
+                       check_output_file, evaluate, log_row, markdown_table,
+                       summarise, write_outputs)
 from _stanford_data import load_stanford
 from stanford import REFERENCES, split_name
 
@@ -95,6 +97,7 @@ def main(argv=None):
                         metavar="S",
                         help="also score labellings averaged over the images "
                              "resized by these factors, e.g. 0.75 1 1.25")
+    add_superpixels_argument(parser)
     parser.add_argument("--n-test", type=int,
                         help="score only the first N test images of a fold "
                              "(quick runs)")

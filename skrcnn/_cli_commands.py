@@ -208,7 +208,8 @@ _DESTINATIONS = {**_TRAINING_OPTIONS, "class_weight": "class_weight",
                  "crop_size": "crop_size", "scale_range": "scale_range",
                  "output_resolution": "resolution", "inference": "inference",
                  "test_time_flip": "test_time_flip",
-                 "test_time_scales": "test_time_scales"}
+                 "test_time_scales": "test_time_scales",
+                 "superpixels": "superpixels"}
 #: Parameters that define the network: a resumed model keeps its own.
 _FIXED_ON_RESUME = ("architecture", "hidden_sizes")
 
@@ -422,6 +423,8 @@ def _prepare(args):
                               if args.test_time_scales else None)),
         ("device", args.device))
         if value is not None}
+    if args.superpixels is not None:
+        changes["superpixels"] = "felzenszwalb" if args.superpixels else None
     segmenter.set_params(verbose=0, **changes)
     try:
         segmenter._check_inference_params()
@@ -559,6 +562,7 @@ def evaluate(args, say):
               "test_time_flip": segmenter.test_time_flip,
               "test_time_scales": (None if segmenter.test_time_scales is None
                                    else list(segmenter.test_time_scales)),
+              "superpixels": _superpixels_name(segmenter.superpixels),
               "pixel_accuracy": scores["pixel_accuracy"],
               "mean_class_accuracy": scores["mean_class_accuracy"],
               "mean_iou": scores["mean_iou"], "classes": rows,
@@ -592,6 +596,13 @@ def _note_other_names(model_names, data_names, note):
              "named otherwise); the report uses the model's names")
 
 
+def _superpixels_name(superpixels):
+    """The model's ``superpixels`` setting for the report: a method name,
+    None, or "callable" for a function given in Python."""
+    return superpixels if superpixels is None or isinstance(
+        superpixels, str) else "callable"
+
+
 def _print_report(report, out):
     """The scores are the command's result: printed even with -q."""
     averaging = (", averaged with the mirror" if report["test_time_flip"]
@@ -599,6 +610,8 @@ def _print_report(report, out):
     if report["test_time_scales"]:
         averaging += ", averaged over scales " + " ".join(
             f"{scale:g}" for scale in report["test_time_scales"])
+    if report["superpixels"]:
+        averaging += f", averaged over {report['superpixels']} superpixels"
     out(f"{report['data']}, {_count(report['n_instances'], 'instance')}"
         f"{averaging}:")
     out(f"  pixel accuracy          {report['pixel_accuracy']:.4f}")

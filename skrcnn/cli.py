@@ -192,6 +192,13 @@ def _inference_options(command):
                          "factors, e.g. 0.75 1 1.25 (1: its own size), and "
                          "average (the sum of their squares times the "
                          "time)")
+    command.add_argument("--superpixels",
+                         action=argparse.BooleanOptionalAction, default=None,
+                         help="average the class probabilities over "
+                         "Felzenszwalb segments of each image (about 0.1 s "
+                         "an image; usually a little more accurate; not in "
+                         "the paper); --no-superpixels: not, whatever the "
+                         "model's setting")
     command.add_argument("--device", choices=_CHOICES["device"])
 
 

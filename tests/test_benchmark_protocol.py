@@ -4,6 +4,7 @@ of test-time augmentation and weight averaging."""
 import os
 import sys
 import argparse
+import copy
 import warnings
 
 import numpy as np
@@ -76,6 +77,30 @@ def test_an_averaged_model_is_also_scored_with_its_last_weights():
     # The model given keeps its averaged weights and settings.
     assert averaged._training_weights is not None
     assert averaged.test_time_flip is False
+
+
+def test_superpixel_rows_score_what_the_estimator_labels():
+    X, y = colour_scenes(4, shape=(24, 30))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = RecurrentCNNSegmenter(
+            architecture=SMALL, n_instances=1, max_iter=2, crop_size=None,
+            learning_rate=1e-2, random_state=0).fit(X, y)
+    args = argparse.Namespace(test_time_flip=True, test_time_scales=None,
+                              superpixels=True)
+    row = {"model": "m", **evaluate(model, X, y, [0, 1, 2])}
+    rows = augmented_rows(model, row, X, y, [0, 1, 2], args)
+    assert [r["model"] for r in rows] == [
+        "m, superpixels", "m, test-time flip",
+        "m, test-time flip, superpixels"]
+    # The estimator's own superpixel labelling, scored by the plain path.
+    for index, flip in ((0, False), (2, True)):
+        voted = copy.copy(model).set_params(superpixels="felzenszwalb",
+                                            test_time_flip=flip)
+        assert rows[index]["confusion"] == evaluate(voted, X, y, [0, 1, 2])[
+            "confusion"]
+    assert rows[0]["confusion"] != row["confusion"]
+    assert model.superpixels is None and model.test_time_flip is False
 
 
 def test_checkpoints_save_the_model_and_resume_from_the_last(tmp_path,

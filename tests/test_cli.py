@@ -22,6 +22,7 @@ from skrcnn._cli_io import (InputError, Progress, load_model, name_files,
 from skrcnn.cli import main
 from skrcnn.datasets import make_scenes
 from skrcnn.metrics import mean_class_accuracy, mean_iou, pixel_accuracy
+from skrcnn.superpixels import average_over_segments, felzenszwalb_segments
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 SCENE_NAMES = ["sky", "water", "mountain", "grass", "tree", "building"]
@@ -815,6 +816,46 @@ def test_evaluate_with_test_time_scales_scores_the_scale_averaged_labels(
     assert report["pixel_accuracy"] == pytest.approx(
         pixel_accuracy(labels, predicted))
     assert "averaged over scales 0.75 1" in out
+
+
+def test_evaluate_with_superpixels_scores_the_segment_averaged_labels(
+        model_file, tmp_path, capsys):
+    json_path = tmp_path / "scores.json"
+    code, out, err = run(capsys, "evaluate", "--model", model_file,
+                         "--dataset", "scenes", "--n-images", "2",
+                         "--superpixels", "--json", json_path)
+    assert code == 0, err
+    report = json.loads(json_path.read_text())
+    images, labels = make_scenes(2, random_state=1, return_X_y=True)
+    segmenter = load_model(str(model_file))[1]
+    plain = segmenter.predict_proba(images)
+    # The segment-averaged probabilities, by the module function.
+    voted = [segmenter.classes_[average_over_segments(
+        p, felzenszwalb_segments(image)).argmax(-1)]
+        for p, image in zip(plain, images)]
+    assert report["superpixels"] == "felzenszwalb"
+    assert report["pixel_accuracy"] == pytest.approx(
+        pixel_accuracy(labels, voted))
+    assert "averaged over felzenszwalb superpixels" in out
+
+
+def test_no_superpixels_overrides_a_model_saved_with_them(
+        model_file, tmp_path, capsys):
+    bundle = joblib.load(model_file)
+    segmenter = bundle["model"].set_params(superpixels="felzenszwalb")
+    voting = tmp_path / "voting.joblib"
+    joblib.dump(bundle, voting)
+    json_path = tmp_path / "scores.json"
+    code, _, err = run(capsys, "evaluate", "--model", voting, "--dataset",
+                       "scenes", "--n-images", "2", "--no-superpixels",
+                       "--json", json_path, "-q")
+    assert code == 0, err
+    report = json.loads(json_path.read_text())
+    assert report["superpixels"] is None
+    images, labels = make_scenes(2, random_state=1, return_X_y=True)
+    plain = segmenter.set_params(superpixels=None).predict(images)
+    assert report["pixel_accuracy"] == pytest.approx(
+        pixel_accuracy(labels, plain))
 
 
 def test_evaluate_rejects_a_zero_test_time_scale(model_file, capsys):

@@ -48,6 +48,7 @@ def _fit(device, teacher=False, **params):
                                     dict(weight_averaging=0.9),
                                     dict(test_time_flip=True,
                                          test_time_scales=(0.75, 1.0)),
+                                    dict(superpixels="felzenszwalb"),
                                     dict(teacher=True,
                                          scale_range=(0.8, 1.25))])
 def test_same_seed_same_model_on_cpu_and_gpu(params):
