@@ -98,8 +98,8 @@ def segments_of(superpixels, image, index):
     """Segment numbers (0..k-1) of ``image`` (the ``index``-th given) by
     the estimator's ``superpixels`` setting; ValueError naming the image
     when a callable returns something else than an (H, W) integer map."""
-    if superpixels == "felzenszwalb":
-        return felzenszwalb_segments(image)
+    if isinstance(superpixels, str):  # "felzenszwalb", checked before
+        return felzenszwalb_segments(image).astype(np.int32)
     return _segment_numbers(superpixels(image), image.shape[:2],
                             f"superpixels of image {index}")
 
@@ -119,8 +119,10 @@ def _segment_numbers(segments, shape, where):
                                                    np.integer):
         raise ValueError(f"{where} has dtype {segments.dtype}; segment "
                          f"numbers must be integers")
-    # Any integers name segments: renumber them 0..k-1 for bincount.
-    return np.unique(segments, return_inverse=True)[1].reshape(shape)
+    # Any integers name segments: renumber them 0..k-1 for bincount
+    # (int32: the estimator keeps every image's map until it predicts).
+    numbers = np.unique(segments, return_inverse=True)[1]
+    return numbers.reshape(shape).astype(np.int32)
 
 
 def _segment_means(probabilities, segments):
