@@ -17,7 +17,8 @@ from skrcnn._cli_io import InputError, check_writable_file, load_model
 from skrcnn.backend import resolve_device
 from skrcnn._validation import resolve_class_weight
 from skrcnn.metrics import confusion_matrix, scores_from_confusion
-from skrcnn.superpixels import average_over_segments, felzenszwalb_segments
+from skrcnn.superpixels import (average_over_segments,
+                                felzenszwalb_segmentations)
 
 
 def rate_factor(fraction, lr_schedule="step", decay_last=0.0,
@@ -181,14 +182,16 @@ def evaluate(model, X, y, labels):
 
 def evaluate_with_superpixels(model, X, y, labels):
     """Scores of ``model``'s labelling with its class probabilities
-    averaged over Felzenszwalb segments: what ``superpixels="felzenszwalb"``
-    gives (tests/test_superpixels.py), one image at a time to bound the
-    memory. The time per image includes the segmentation."""
+    averaged over Felzenszwalb segmentations: what
+    ``superpixels="felzenszwalb"`` gives (tests/test_superpixels.py), one
+    image at a time to bound the memory. The time per image includes the
+    segmentation."""
     confusion = np.zeros((len(labels), len(labels)), dtype=np.int64)
     start = time.perf_counter()
     for image, truth in zip(X, y):
         proba = model.predict_proba([image])[0]
-        voted = average_over_segments(proba, felzenszwalb_segments(image))
+        voted = average_over_segments(proba,
+                                      felzenszwalb_segmentations(image))
         guess = model.classes_[voted.argmax(-1)]
         confusion += confusion_matrix([truth], [guess], labels=labels)
     seconds = time.perf_counter() - start

@@ -184,13 +184,14 @@ class RecurrentCNNSegmenter(BaseEstimator):
     superpixels : {None, "felzenszwalb"} or callable, default=None
         None (the paper): each pixel keeps its own class probabilities.
         ``"felzenszwalb"``: they are averaged over Felzenszwalb-Huttenlocher
-        segments of the image (:func:`skrcnn.superpixels.felzenszwalb_segments`,
-        about 0.1 s per 320 x 240 image), so each segment is labelled as a
-        whole: +0.9 points of pixel and of average per-class accuracy for
-        rcnn2 on Stanford Background (benchmarks/RESULTS.md). A callable
-        ``image -> (H, W) integer segment map`` uses your own segments.
-        Applied after the test-time averaging; not in the paper, whose
-        point is a labelling without superpixels.
+        segments of the image at three scales
+        (:func:`skrcnn.superpixels.felzenszwalb_segmentations`, about 0.3 s
+        per 320 x 240 image), so each segment is labelled as a whole:
+        +1.4 points of pixel and of average per-class accuracy for rcnn2
+        on Stanford Background (benchmarks/RESULTS.md). A callable
+        ``image -> (H, W) integer segment map`` (or a list of them) uses
+        your own segments. Applied after the test-time averaging; not in
+        the paper, whose point is a labelling without superpixels.
     device : {"auto", "cpu", "gpu"}, default="auto"
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the training images (split by
@@ -907,11 +908,12 @@ class RecurrentCNNSegmenter(BaseEstimator):
         images, was_array = check_images(X)
         network, xp = self._network()
         self._check_pass_memory(network, images, n_instances, scales)
-        # Segmented up front, so a segment map that does not fit its image
-        # is reported before the network passes.
-        segments = (None if self.superpixels is None else
-                    [segments_of(self.superpixels, image, index)
-                     for index, image in enumerate(images)])
+        # A callable's segment maps are taken up front, so one that does
+        # not fit its image is reported before the network passes; the
+        # built-in ones (which fit) are made as each image comes.
+        segments = ([segments_of(self.superpixels, image, index)
+                     for index, image in enumerate(images)]
+                    if callable(self.superpixels) else None)
         out = []
         with retain_freed_memory(), parallel_cpu():
             for index, image in enumerate(images):
@@ -920,9 +922,11 @@ class RecurrentCNNSegmenter(BaseEstimator):
                         for scale in scales]
                 probabilities = (maps[0] if len(maps) == 1
                                  else sum(maps) / len(maps))
-                if segments is not None:
+                if self.superpixels is not None:
                     probabilities = segment_means_chw(
-                        to_numpy(probabilities), segments[index])
+                        to_numpy(probabilities),
+                        segments[index] if segments is not None else
+                        segments_of(self.superpixels, image, index))
                 out.append(finish(probabilities))
         return out, was_array
 

@@ -22,7 +22,8 @@ from skrcnn._cli_io import (InputError, Progress, load_model, name_files,
 from skrcnn.cli import main
 from skrcnn.datasets import make_scenes
 from skrcnn.metrics import mean_class_accuracy, mean_iou, pixel_accuracy
-from skrcnn.superpixels import average_over_segments, felzenszwalb_segments
+from skrcnn.superpixels import (average_over_segments,
+                               felzenszwalb_segmentations)
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 SCENE_NAMES = ["sky", "water", "mountain", "grass", "tree", "building"]
@@ -831,7 +832,7 @@ def test_evaluate_with_superpixels_scores_the_segment_averaged_labels(
     plain = segmenter.predict_proba(images)
     # The segment-averaged probabilities, by the module function.
     voted = [segmenter.classes_[average_over_segments(
-        p, felzenszwalb_segments(image)).argmax(-1)]
+        p, felzenszwalb_segmentations(image)).argmax(-1)]
         for p, image in zip(plain, images)]
     assert report["superpixels"] == "felzenszwalb"
     assert report["pixel_accuracy"] == pytest.approx(

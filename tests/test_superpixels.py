@@ -13,7 +13,9 @@ from skimage.segmentation import felzenszwalb
 
 from scenes import SMALL, colour_scenes
 from skrcnn import RecurrentCNNSegmenter
-from skrcnn.superpixels import average_over_segments, felzenszwalb_segments
+from skrcnn.superpixels import (FELZENSZWALB_SCALES, average_over_segments,
+                               felzenszwalb_segmentations,
+                               felzenszwalb_segments)
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +35,10 @@ def _with(fitted_model, **params):
 
 
 def _slow_average(proba, segments):
-    """Each segment's pixels set to their mean, one segment at a time."""
+    """Each segment's pixels set to their mean, one segment at a time (and
+    for a list of segmentations, the mean of those)."""
+    if isinstance(segments, list):
+        return np.mean([_slow_average(proba, one) for one in segments], 0)
     out = np.empty_like(proba, dtype=np.float64)
     for number in np.unique(segments):
         inside = segments == number
@@ -57,6 +62,21 @@ def test_average_matches_a_slow_loop_for_any_integer_numbers():
     np.testing.assert_allclose(averaged, _slow_average(proba, segments),
                                rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(averaged.sum(-1), 1, atol=1e-6)
+
+
+def test_average_over_several_segmentations_is_the_mean_of_each():
+    rng = np.random.default_rng(3)
+    proba = _random_proba(rng, (6, 7), 3)
+    maps = [rng.integers(0, k, size=(6, 7)) for k in (2, 5, 40)]
+    averaged = average_over_segments(proba, maps)
+    np.testing.assert_allclose(averaged, _slow_average(proba, maps),
+                               rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(averaged, np.mean(
+        [average_over_segments(proba, one) for one in maps], 0), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"segments\[1\] has shape"):
+        average_over_segments(proba, [maps[0], maps[1][:3]])
+    with pytest.raises(ValueError, match="an empty list"):
+        average_over_segments(proba, [])
 
 
 def test_average_of_one_segment_and_of_single_pixels():
@@ -112,6 +132,18 @@ def test_felzenszwalb_segments_do_not_depend_on_the_value_range():
         segments)
 
 
+def test_felzenszwalb_segmentations_go_from_fine_to_coarse():
+    image = colour_scenes(1, shape=(60, 80), seed=4)[0][0]
+    maps = felzenszwalb_segmentations(image)
+    assert len(maps) == len(FELZENSZWALB_SCALES) == 3
+    for scale, segments in zip(FELZENSZWALB_SCALES, maps):
+        assert segments.dtype == np.int32
+        np.testing.assert_array_equal(
+            segments, felzenszwalb_segments(image, scale=scale))
+    counts = [len(np.unique(segments)) for segments in maps]
+    assert counts[0] >= counts[1] >= counts[2]
+
+
 def test_felzenszwalb_segments_follow_the_regions():
     # A two-colour image splits where the colour changes, not elsewhere.
     image = np.zeros((30, 40, 3), dtype=np.uint8)
@@ -130,7 +162,7 @@ def test_estimator_averages_its_own_probabilities(fitted, extra):
     voted = _with(model, superpixels="felzenszwalb", **extra)
     proba, labels = voted.predict_proba(X), voted.predict(X)
     for image, p, q, label in zip(X, plain, proba, labels):
-        expected = _slow_average(p, felzenszwalb_segments(image))
+        expected = _slow_average(p, felzenszwalb_segmentations(image))
         np.testing.assert_allclose(q, expected, rtol=1e-5, atol=1e-6)
         np.testing.assert_array_equal(label, model.classes_[q.argmax(-1)])
 
@@ -143,13 +175,21 @@ def test_estimator_takes_a_callable(fitted):
         segments[:, image.shape[1] // 2:] = 5
         return segments
 
+    def halves_and_columns(image):
+        return [halves(image), np.indices(image.shape[:2])[1]]
+
     plain = model.predict_proba(X)
     voted = _with(model, superpixels=halves)
     for image, p, q in zip(X, plain, voted.predict_proba(X)):
         np.testing.assert_allclose(q, _slow_average(p, halves(image)),
                                    rtol=1e-5, atol=1e-6)
-        # Two labels at most: one per half.
+        # One label per half.
         assert len(np.unique(q.argmax(-1)[:, :15])) == 1
+    both = _with(model, superpixels=halves_and_columns).predict_proba(X)
+    for image, p, q in zip(X, plain, both):
+        np.testing.assert_allclose(
+            q, _slow_average(p, halves_and_columns(image)), rtol=1e-5,
+            atol=1e-6)
     assert 0 <= voted.score(X, [np.zeros((24, 30), int)] * len(X)) <= 1
 
 
