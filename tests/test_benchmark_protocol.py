@@ -100,6 +100,10 @@ def test_superpixel_rows_score_what_the_estimator_labels():
         assert rows[index]["confusion"] == evaluate(voted, X, y, [0, 1, 2])[
             "confusion"]
     assert rows[0]["confusion"] != row["confusion"]
+    # The flipped row without superpixels, from the same pass.
+    flipped = copy.copy(model).set_params(test_time_flip=True)
+    assert rows[1]["confusion"] == evaluate(flipped, X, y, [0, 1, 2])[
+        "confusion"]
     assert model.superpixels is None and model.test_time_flip is False
 
 
