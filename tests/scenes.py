@@ -28,6 +28,25 @@ def colour_scenes(n, shape=(20, 24), seed=0):
     return np.stack(images), np.stack(labels)
 
 
+def fitted_with_test_images(shape=(24, 30)):
+    """A small 2-instance model fitted on 20 colour scenes, and 3 other
+    scenes to label (for the tests of prediction options)."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    from skrcnn import RecurrentCNNSegmenter
+
+    X, y = colour_scenes(20, shape=shape)
+    model = RecurrentCNNSegmenter(architecture=SMALL, n_instances=2,
+                                  max_iter=3, learning_rate=1e-2,
+                                  crop_size=None, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y)
+    return model, colour_scenes(3, shape=shape, seed=5)[0]
+
+
 def horizon_scenes(n, shape=(36, 20), seed=0):
     """Sky (0) above a thin bright horizon (1), water (2) below.
 

@@ -781,25 +781,6 @@ def test_evaluate_with_test_time_flip_scores_the_mirror_averaged_labels(
     assert "averaged with the mirror" in out
 
 
-def test_no_test_time_flip_overrides_a_model_saved_with_flips(
-        model_file, tmp_path, capsys):
-    bundle = joblib.load(model_file)  # the file skrcnn train wrote
-    segmenter = bundle["model"].set_params(test_time_flip=True)
-    flipped = tmp_path / "flipped.joblib"
-    joblib.dump(bundle, flipped)
-    json_path = tmp_path / "scores.json"
-    code, _, err = run(capsys, "evaluate", "--model", flipped, "--dataset",
-                       "scenes", "--n-images", "2", "--no-test-time-flip",
-                       "--json", json_path, "-q")
-    assert code == 0, err
-    report = json.loads(json_path.read_text())
-    assert report["test_time_flip"] is False
-    images, labels = make_scenes(2, random_state=1, return_X_y=True)
-    plain = segmenter.set_params(test_time_flip=False).predict(images)
-    assert report["pixel_accuracy"] == pytest.approx(
-        pixel_accuracy(labels, plain))
-
-
 def test_evaluate_with_test_time_scales_scores_the_scale_averaged_labels(
         model_file, tmp_path, capsys):
     json_path = tmp_path / "scores.json"
@@ -840,21 +821,24 @@ def test_evaluate_with_superpixels_scores_the_segment_averaged_labels(
     assert "averaged over felzenszwalb superpixels" in out
 
 
-def test_no_superpixels_overrides_a_model_saved_with_them(
-        model_file, tmp_path, capsys):
-    bundle = joblib.load(model_file)
-    segmenter = bundle["model"].set_params(superpixels="felzenszwalb")
-    voting = tmp_path / "voting.joblib"
-    joblib.dump(bundle, voting)
+@pytest.mark.parametrize("parameter, saved, flag, off", [
+    ("test_time_flip", True, "--no-test-time-flip", False),
+    ("superpixels", "felzenszwalb", "--no-superpixels", None)])
+def test_a_no_option_overrides_the_model_saved_setting(
+        parameter, saved, flag, off, model_file, tmp_path, capsys):
+    bundle = joblib.load(model_file)  # the file skrcnn train wrote
+    segmenter = bundle["model"].set_params(**{parameter: saved})
+    changed = tmp_path / "changed.joblib"
+    joblib.dump(bundle, changed)
     json_path = tmp_path / "scores.json"
-    code, _, err = run(capsys, "evaluate", "--model", voting, "--dataset",
-                       "scenes", "--n-images", "2", "--no-superpixels",
-                       "--json", json_path, "-q")
+    code, _, err = run(capsys, "evaluate", "--model", changed, "--dataset",
+                       "scenes", "--n-images", "2", flag, "--json",
+                       json_path, "-q")
     assert code == 0, err
     report = json.loads(json_path.read_text())
-    assert report["superpixels"] is None
+    assert report[parameter] is off
     images, labels = make_scenes(2, random_state=1, return_X_y=True)
-    plain = segmenter.set_params(superpixels=None).predict(images)
+    plain = segmenter.set_params(**{parameter: off}).predict(images)
     assert report["pixel_accuracy"] == pytest.approx(
         pixel_accuracy(labels, plain))
 

@@ -3,15 +3,13 @@ image segments, checked against a slow per-segment loop."""
 
 import copy
 import pickle
-import warnings
 
 import numpy as np
 import pytest
 from sklearn.base import clone
-from sklearn.exceptions import ConvergenceWarning
 from skimage.segmentation import felzenszwalb
 
-from scenes import SMALL, colour_scenes
+from scenes import colour_scenes, fitted_with_test_images
 from skrcnn import RecurrentCNNSegmenter
 from skrcnn.superpixels import (FELZENSZWALB_SCALES, average_over_segments,
                                felzenszwalb_segmentations,
@@ -20,14 +18,7 @@ from skrcnn.superpixels import (FELZENSZWALB_SCALES, average_over_segments,
 
 @pytest.fixture(scope="module")
 def fitted():
-    X, y = colour_scenes(20, shape=(24, 30))
-    model = RecurrentCNNSegmenter(architecture=SMALL, n_instances=2,
-                                  max_iter=3, learning_rate=1e-2,
-                                  crop_size=None, random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(X, y)
-    return model, colour_scenes(3, shape=(24, 30), seed=5)[0]
+    return fitted_with_test_images()
 
 
 def _with(fitted_model, **params):

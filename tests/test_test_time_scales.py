@@ -3,27 +3,17 @@ listed size and the class probabilities, brought back to the image's size,
 are averaged."""
 
 import copy
-import warnings
 
 import numpy as np
 import pytest
-from sklearn.exceptions import ConvergenceWarning
 from skimage.transform import resize
 
-from scenes import SMALL, colour_scenes
-from skrcnn import RecurrentCNNSegmenter
+from scenes import fitted_with_test_images
 
 
 @pytest.fixture(scope="module")
 def fitted():
-    X, y = colour_scenes(20, shape=(24, 30))
-    model = RecurrentCNNSegmenter(architecture=SMALL, n_instances=2,
-                                  max_iter=3, learning_rate=1e-2,
-                                  crop_size=None, random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(X, y)
-    return model, colour_scenes(3, shape=(24, 30), seed=5)[0]
+    return fitted_with_test_images()
 
 
 def _with(fitted_model, **params):
