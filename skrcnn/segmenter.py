@@ -188,10 +188,11 @@ class RecurrentCNNSegmenter(BaseEstimator):
         (:func:`skrcnn.superpixels.felzenszwalb_segmentations`, about 0.3 s
         per 320 x 240 image), so each segment is labelled as a whole:
         +1.4 points of pixel and +1.2 of average per-class accuracy for
-        rcnn2 over the 5 Stanford Background folds (benchmarks/RESULTS.md). A callable
-        ``image -> (H, W) integer segment map`` (or a list of them) uses
-        your own segments. Applied after the test-time averaging; not in
-        the paper, whose point is a labelling without superpixels.
+        rcnn2 over the 5 Stanford Background folds
+        (benchmarks/RESULTS.md). A callable ``image -> (H, W) integer
+        segment map`` (or a list of them) uses your own segments. Applied
+        after the test-time averaging; not in the paper, whose point is a
+        labelling without superpixels.
     device : {"auto", "cpu", "gpu"}, default="auto"
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the training images (split by
