@@ -195,10 +195,11 @@ def _inference_options(command):
     command.add_argument("--superpixels",
                          action=argparse.BooleanOptionalAction, default=None,
                          help="average the class probabilities over "
-                         "Felzenszwalb segments of each image (about 0.1 s "
-                         "an image; usually a little more accurate; not in "
-                         "the paper); --no-superpixels: not, whatever the "
-                         "model's setting")
+                         "Felzenszwalb segments of each image at three "
+                         "scales (about 0.3 s an image; usually a little "
+                         "more accurate; not in the paper); "
+                         "--no-superpixels: not, whatever the model's "
+                         "setting")
     command.add_argument("--device", choices=_CHOICES["device"])
 
 
