@@ -4,7 +4,12 @@ Kept independent of :func:`skrcnn.datasets.make_scenes` so the estimator's
 tests do not rest on the generator they would otherwise help validate.
 """
 
+import warnings
+
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+
+from skrcnn import RecurrentCNNSegmenter
 
 # Small instance network: patches 6 / 16 / 36 for 1 / 2 / 3 instances.
 SMALL = (("conv", 8, 3), ("pool", 2), ("tanh",), ("conv", 8, 2), ("tanh",),
@@ -31,12 +36,6 @@ def colour_scenes(n, shape=(20, 24), seed=0):
 def fitted_with_test_images(shape=(24, 30)):
     """A small 2-instance model fitted on 20 colour scenes, and 3 other
     scenes to label (for the tests of prediction options)."""
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-
-    from skrcnn import RecurrentCNNSegmenter
-
     X, y = colour_scenes(20, shape=shape)
     model = RecurrentCNNSegmenter(architecture=SMALL, n_instances=2,
                                   max_iter=3, learning_rate=1e-2,
