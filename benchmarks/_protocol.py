@@ -209,16 +209,18 @@ def _scores(confusion, seconds_per_image):
             "confusion": confusion.tolist()}
 
 
-def augmented_rows(model, row, X, y, labels, args):
-    """``row`` scored again with test-time augmentation, as extra rows:
-    with ``--test-time-flip``, the mirror-averaged labelling; with
-    ``--test-time-scales``, the scale-averaged one (mirrored too with
-    ``--test-time-flip``). For a model with ``weight_averaging``, the
-    same again with its last (unaveraged) training weights, so the two
-    compare on one training run. With ``--superpixels``, each of these
-    labellings (``row``'s too) also averaged over Felzenszwalb segments.
-    The model is left as it was, since training may go on."""
-    variants = []
+def scored_rows(model, row, X, y, labels, args, log=None):
+    """``row`` (a dict without scores) scored on ``(X, y)`` as a list of
+    rows: its own first, then, with ``--superpixels``, the same labelling
+    averaged over Felzenszwalb segments (from the same pass over the
+    images); with ``--test-time-flip``, the mirror-averaged labelling;
+    with ``--test-time-scales``, the scale-averaged one (mirrored too with
+    ``--test-time-flip``), each with its superpixel row. For a model with
+    ``weight_averaging``, all of it again with its last (unaveraged)
+    training weights, so the two compare on one training run. Each row
+    goes to ``log`` as soon as it is scored (the augmented passes are
+    long). The model is left as it was, since training may go on."""
+    variants = [("", {})]
     if args.test_time_flip:
         variants.append(("test-time flip", dict(test_time_flip=True)))
     if args.test_time_scales:
@@ -232,30 +234,31 @@ def augmented_rows(model, row, X, y, labels, args):
               for name in ("test_time_flip", "test_time_scales")}
     superpixels = getattr(args, "superpixels", False)
     rows = []
-    if superpixels:
-        rows.append({**row, "model": f"{row['model']}, superpixels",
-                     **evaluate_with_superpixels(model, X, y, labels)[1]})
+
+    def add(suffixes, scores):
+        named = ", ".join([row["model"], *filter(None, suffixes)])
+        rows.append({**row, "model": named, **scores})
+        if log is not None:
+            log_row(rows[-1], log)
+
     for name, params in variants:
         model.set_params(**params)
         try:
             if superpixels:
-                # One pass gives both rows (the augmented passes are long).
+                # One pass gives both rows.
                 scores, voted = evaluate_with_superpixels(model, X, y,
                                                           labels)
+                add([name], scores)
+                add([name, "superpixels"], voted)
             else:
-                scores, voted = evaluate(model, X, y, labels), None
-            rows.append({**row, "model": f"{row['model']}, {name}",
-                         **scores})
-            if voted is not None:
-                rows.append({**row, "model": f"{row['model']}, {name}, "
-                             f"superpixels", **voted})
+                add([name], evaluate(model, X, y, labels))
         finally:
             model.set_params(**before)
     last = unaveraged(model)
     if last is not None:
-        base = {**row, "model": f"{row['model']}, last weights (not "
-                f"averaged)", **evaluate(last, X, y, labels)}
-        rows += [base] + augmented_rows(last, base, X, y, labels, args)
+        rows += scored_rows(
+            last, {**row, "model": f"{row['model']}, last weights (not "
+                   f"averaged)"}, X, y, labels, args, log)
     return rows
 
 
@@ -371,18 +374,15 @@ def rows_for_fold(fold, X_train, y_train, X_test, y_test, n_classes, args,
             rcnn2, X_train, y_train, seconds, classes, log,
             f"rcnn2 P={rcnn2.n_instances}", checkpoint=curve,
             teacher_proba=teacher_proba, **decay)
-        rows.append({"fold": fold,
-                     "model": f"rcnn2, {rcnn2.n_instances} instances",
-                     "train_s": spent, "epochs": rcnn2.n_iter_,
-                     **evaluate(rcnn2, X_test, y_test, classes)})
-        log_row(rows[-1], log)
+        scored = scored_rows(
+            rcnn2, {"fold": fold,
+                    "model": f"rcnn2, {rcnn2.n_instances} instances",
+                    "train_s": spent, "epochs": rcnn2.n_iter_},
+            X_test, y_test, classes, args, log)
+        rows.extend(scored)
         if args.curve_minutes:
             # The stage's last (decayed) model ends its part of the curve.
-            curve.add_scores(spent, rows[-1])
-        for extra in augmented_rows(rcnn2, rows[-1], X_test, y_test, classes,
-                                    args):
-            rows.append(extra)
-            log_row(extra, log)
+            curve.add_scores(spent, scored[0])
         return spent
 
     def train_plain():
@@ -390,14 +390,10 @@ def rows_for_fold(fold, X_train, y_train, X_test, y_test, n_classes, args,
         plain.set_params(class_weight=weights)
         spent = train_for(plain, X_train, y_train, budget, classes, log,
                           "plain", **decay)
-        rows.append({"fold": fold, "model": "plain",
-                     "train_s": spent, "epochs": plain.n_iter_,
-                     **evaluate(plain, X_test, y_test, classes)})
-        log_row(rows[-1], log)
-        for extra in augmented_rows(plain, rows[-1], X_test, y_test, classes,
-                                    args):
-            rows.append(extra)
-            log_row(extra, log)
+        rows.extend(scored_rows(
+            plain, {"fold": fold, "model": "plain", "train_s": spent,
+                    "epochs": plain.n_iter_},
+            X_test, y_test, classes, args, log))
         return plain
 
     if args.distil_from_plain:

@@ -43,9 +43,8 @@ from skrcnn.model_selection import (canonical_stanford_split,
                                     stanford_duplicate_groups,
                                     stanford_folds)
 
-from _protocol import (add_superpixels_argument, augmented_rows,
-                       check_output_file, evaluate, log_row, markdown_table,
-                       summarise, write_outputs)
+from _protocol import (add_superpixels_argument, check_output_file,
+                       markdown_table, scored_rows, summarise, write_outputs)
 from _stanford_data import load_stanford
 from stanford import REFERENCES, split_name
 
@@ -137,12 +136,8 @@ def main(argv=None):
         row = {"fold": fold, "model": f"rcnn2, {model.n_instances} "
                f"instances", "file": path, "split": saved["split"],
                "test_images": len(test), "train_s": float(saved["train_s"]),
-               "epochs": model.n_iter_, **evaluate(model, X, y, classes)}
-        rows.append(row)
-        log_row(row, print)
-        for extra in augmented_rows(model, row, X, y, classes, args):
-            rows.append(extra)
-            log_row(extra, print)
+               "epochs": model.n_iter_}
+        rows.extend(scored_rows(model, row, X, y, classes, args, print))
         if canonical:
             notes.append(f"Fold {fold} is scored with the canonical-fold "
                          f"model {path} on {len(test)} of the paper fold's "

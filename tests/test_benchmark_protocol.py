@@ -16,7 +16,7 @@ from scenes import SMALL, colour_scenes
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..",
                                 "benchmarks"))
 from _protocol import (Curve, add_training_arguments,  # noqa: E402
-                       augmented_rows, evaluate, parse_training_args,
+                       evaluate, parse_training_args, scored_rows,
                        training_params, train_for)
 from stanford import load_resumable, save_resumable  # noqa: E402
 
@@ -63,23 +63,28 @@ def test_an_averaged_model_is_also_scored_with_its_last_weights():
         # ends at the weights the extra row must use.
         last = RecurrentCNNSegmenter(**params).fit(X, y)
     args = argparse.Namespace(test_time_flip=True, test_time_scales=None)
-    row = {"model": "m", **evaluate(averaged, X, y, [0, 1, 2])}
-    rows = augmented_rows(averaged, row, X, y, [0, 1, 2], args)
+    logged = []
+    row = {"fold": 0, "model": "m", "train_s": 60.0}
+    rows = scored_rows(averaged, row, X, y, [0, 1, 2], args, logged.append)
     assert [r["model"] for r in rows] == [
-        "m, test-time flip", "m, last weights (not averaged)",
+        "m", "m, test-time flip", "m, last weights (not averaged)",
         "m, last weights (not averaged), test-time flip"]
-    assert rows[1]["confusion"] == evaluate(last, X, y, [0, 1, 2])[
+    assert len(logged) == 4 and logged[2].startswith(
+        "fold 0 m, last weights (not averaged): pixel")
+    assert rows[0]["confusion"] == evaluate(averaged, X, y, [0, 1, 2])[
         "confusion"]
-    assert rows[1]["confusion"] != row["confusion"]
-    last.set_params(test_time_flip=True)
     assert rows[2]["confusion"] == evaluate(last, X, y, [0, 1, 2])[
+        "confusion"]
+    assert rows[2]["confusion"] != rows[0]["confusion"]
+    last.set_params(test_time_flip=True)
+    assert rows[3]["confusion"] == evaluate(last, X, y, [0, 1, 2])[
         "confusion"]
     # The model given keeps its averaged weights and settings.
     assert averaged._training_weights is not None
     assert averaged.test_time_flip is False
 
 
-def test_superpixel_rows_score_what_the_estimator_labels():
+def test_superpixel_rows_score_what_the_estimator_labels(monkeypatch):
     X, y = colour_scenes(4, shape=(24, 30))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -88,22 +93,32 @@ def test_superpixel_rows_score_what_the_estimator_labels():
             learning_rate=1e-2, random_state=0).fit(X, y)
     args = argparse.Namespace(test_time_flip=True, test_time_scales=None,
                               superpixels=True)
-    row = {"model": "m", **evaluate(model, X, y, [0, 1, 2])}
-    rows = augmented_rows(model, row, X, y, [0, 1, 2], args)
+    labelled = []
+    map_images = RecurrentCNNSegmenter._map_images
+
+    def counted(self, images, *rest, **kwargs):
+        labelled.append(len(images))
+        return map_images(self, images, *rest, **kwargs)
+
+    monkeypatch.setattr(RecurrentCNNSegmenter, "_map_images", counted)
+    rows = scored_rows(model, {"model": "m"}, X, y, [0, 1, 2], args)
+    monkeypatch.undo()
+    # One network pass over the images per labelling (plain, flipped)
+    # gives both its rows.
+    assert sum(labelled) == 2 * len(X)
     assert [r["model"] for r in rows] == [
-        "m, superpixels", "m, test-time flip",
+        "m", "m, superpixels", "m, test-time flip",
         "m, test-time flip, superpixels"]
-    # The estimator's own superpixel labelling, scored by the plain path.
+    # Each labelling without and with superpixels, from one pass, scored
+    # as the estimator's own plain and superpixel labellings are.
     for index, flip in ((0, False), (2, True)):
-        voted = copy.copy(model).set_params(superpixels="felzenszwalb",
-                                            test_time_flip=flip)
-        assert rows[index]["confusion"] == evaluate(voted, X, y, [0, 1, 2])[
+        alone = copy.copy(model).set_params(test_time_flip=flip)
+        assert rows[index]["confusion"] == evaluate(alone, X, y, [0, 1, 2])[
             "confusion"]
-    assert rows[0]["confusion"] != row["confusion"]
-    # The flipped row without superpixels, from the same pass.
-    flipped = copy.copy(model).set_params(test_time_flip=True)
-    assert rows[1]["confusion"] == evaluate(flipped, X, y, [0, 1, 2])[
-        "confusion"]
+        voted = copy.copy(alone).set_params(superpixels="felzenszwalb")
+        assert rows[index + 1]["confusion"] == evaluate(
+            voted, X, y, [0, 1, 2])["confusion"]
+    assert rows[1]["confusion"] != rows[0]["confusion"]
     assert model.superpixels is None and model.test_time_flip is False
 
 

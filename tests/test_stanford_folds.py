@@ -90,19 +90,38 @@ def _save_fold_model(tmp_path, data, fold, train_s, seed):
     return path, model
 
 
+@pytest.mark.parametrize("superpixels", [False, True])
 def test_models_of_two_folds_are_scored_on_their_own_test_images(
-        tmp_path, monkeypatch):
+        tmp_path, monkeypatch, superpixels):
     data = _tiny_dataset()
     monkeypatch.setattr(fold_table, "load_stanford",
                         lambda *args, **kwargs: data)
     saved = [_save_fold_model(tmp_path, data, fold, 60.0 * (fold + 1), fold)
              for fold in (3, 1)]
     stem = str(tmp_path / "out")
+    extra = ["--superpixels"] if superpixels else []
     assert fold_table.main([saved[0][0], saved[1][0], "--test-time-flip",
-                            "--output", stem]) == 0
+                            "--output", stem, *extra]) == 0
     with open(stem + ".json") as f:
         result = json.load(f)
-    plain = [r for r in result["rows"] if "flip" not in r["model"]]
+    models = ["rcnn2, 2 instances", "rcnn2, 2 instances, test-time flip"]
+    if superpixels:
+        models = [m + tail for m in models for tail in ("", ", superpixels")]
+    assert [r["model"] for r in result["rows"]] == models * 2
+    assert [s["model"] for s in result["summary"]] == models
+    if superpixels:
+        # The labelling averaged over segments, as the estimator gives it.
+        voted = [r for r in result["rows"]
+                 if r["model"] == "rcnn2, 2 instances, superpixels"]
+        for row, (path, model) in zip(voted, saved[::-1]):
+            test = stanford_folds(data.filenames)[row["fold"]][1]
+            model.set_params(superpixels="felzenszwalb")
+            hits = sum(np.sum(model.predict([data.images[i]])[0]
+                              == data.labels[i]) for i in test)
+            model.set_params(superpixels=None)
+            assert row["pixel_accuracy"] == pytest.approx(
+                hits / (len(test) * 16 * 16))
+    plain = [r for r in result["rows"] if r["model"] == models[0]]
     assert [r["fold"] for r in plain] == [1, 3]
     for row, (path, model) in zip(plain, saved[::-1]):
         test = stanford_folds(data.filenames)[row["fold"]][1]
@@ -112,7 +131,7 @@ def test_models_of_two_folds_are_scored_on_their_own_test_images(
         assert row["pixel_accuracy"] == pytest.approx(
             hits / (len(test) * 16 * 16))
         assert row["test_images"] == len(test) == 2
-    (summary, flipped) = result["summary"]
+    summary, flipped = result["summary"][0], result["summary"][-1]
     assert summary["folds"] == 2 and summary["train_s"] == (240.0 + 120.0) / 2
     assert summary["pixel_accuracy"] == pytest.approx(
         np.mean([r["pixel_accuracy"] for r in plain]))
