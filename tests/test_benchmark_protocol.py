@@ -568,3 +568,58 @@ def test_gpu_benchmark_pytorch_reference_agrees_with_skrcnn():
                                  gpu.make_sync(np, torch, "cpu"))
     # The same weights through PyTorch's dilated pass: the same scores.
     assert row["max_abs_diff"] < 1e-5
+
+
+def test_sift_flow_benchmark_scores_its_models_on_the_test_split(
+        tmp_path, monkeypatch, capsys):
+    import json
+    from sklearn.metrics import confusion_matrix
+    from sklearn.utils import Bunch
+    import sift_flow
+
+    X, y = colour_scenes(8, shape=(20, 20))
+    data = Bunch(images=list(X), labels=list(y),
+                 class_names=["red", "green", "blue"],
+                 train_indices=np.arange(6), test_indices=np.array([6, 7]))
+    monkeypatch.setattr(sift_flow, "load_sift_flow",
+                        lambda **kwargs: data)
+    trained = []
+    rows_for_fold = sift_flow.rows_for_fold
+
+    def keeping_the_model(*args, **kwargs):
+        rows, rcnn2, curve = rows_for_fold(*args, **kwargs)
+        trained.append(rcnn2)
+        return rows, rcnn2, curve
+
+    monkeypatch.setattr(sift_flow, "rows_for_fold", keeping_the_model)
+    stem = tmp_path / "sift"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # one short epoch per model
+        assert sift_flow.main([
+            "--data-home", str(tmp_path), "--train-minutes", "0.001",
+            "--rcnn2-hidden-sizes", "2", "2", "--patches-per-epoch", "32",
+            "--output", str(stem)]) == 0
+    assert "SIFT Flow: 6 train / 2 test images, 3 classes" in (
+        capsys.readouterr().out)
+    with open(f"{stem}.json") as f:
+        rows = json.load(f)["rows"]
+    assert [r["model"] for r in rows] == [
+        "rcnn2, 2 instances", "rcnn2, 3 instances", "plain"]
+    for row in rows:
+        assert np.sum(row["confusion"]) == 2 * 20 * 20
+    # The 3-instance row scores the final rcnn2 on the two test images.
+    predicted = trained[0].predict(list(X[6:]))
+    assert rows[1]["confusion"] == confusion_matrix(
+        np.ravel(y[6:]), np.ravel(predicted), labels=[0, 1, 2]).tolist()
+    with open(f"{stem}.md") as f:
+        markdown = f.read()
+    assert "SIFT Flow, 6/2 split" in markdown and ">= 77%" in markdown
+
+
+def test_sift_flow_benchmark_names_a_data_home_without_the_data(
+        tmp_path, capsys):
+    import sift_flow
+    with pytest.raises(SystemExit) as exit_:
+        sift_flow.main(["--data-home", str(tmp_path)])
+    assert exit_.value.code == 2
+    assert f"--data-home {tmp_path}: " in capsys.readouterr().err
