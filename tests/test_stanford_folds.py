@@ -2,6 +2,7 @@
 fold at a time (and stanford.py --fold K, which saves them)."""
 
 import argparse
+import copy
 import json
 import os
 import sys
@@ -90,6 +91,15 @@ def _save_fold_model(tmp_path, data, fold, train_s, seed):
     return path, model
 
 
+def _share_right(model, data, test):
+    """The share of the ``test`` images' pixels ``model`` labels right, one
+    image at a time; every pixel is labelled here, so it is the pixel
+    accuracy."""
+    hits = sum(np.sum(model.predict([data.images[i]])[0] == data.labels[i])
+               for i in test)
+    return hits / sum(data.labels[i].size for i in test)
+
+
 @pytest.mark.parametrize("superpixels", [False, True])
 def test_models_of_two_folds_are_scored_on_their_own_test_images(
         tmp_path, monkeypatch, superpixels):
@@ -115,21 +125,15 @@ def test_models_of_two_folds_are_scored_on_their_own_test_images(
                  if r["model"] == "rcnn2, 2 instances, superpixels"]
         for row, (path, model) in zip(voted, saved[::-1]):
             test = stanford_folds(data.filenames)[row["fold"]][1]
-            model.set_params(superpixels="felzenszwalb")
-            hits = sum(np.sum(model.predict([data.images[i]])[0]
-                              == data.labels[i]) for i in test)
-            model.set_params(superpixels=None)
-            assert row["pixel_accuracy"] == pytest.approx(
-                hits / (len(test) * 16 * 16))
+            assert row["pixel_accuracy"] == pytest.approx(_share_right(
+                copy.copy(model).set_params(superpixels="felzenszwalb"),
+                data, test))
     plain = [r for r in result["rows"] if r["model"] == models[0]]
     assert [r["fold"] for r in plain] == [1, 3]
     for row, (path, model) in zip(plain, saved[::-1]):
         test = stanford_folds(data.filenames)[row["fold"]][1]
-        # Every pixel is labelled here: accuracy is the share predicted.
-        hits = sum(np.sum(model.predict([data.images[i]])[0]
-                          == data.labels[i]) for i in test)
         assert row["pixel_accuracy"] == pytest.approx(
-            hits / (len(test) * 16 * 16))
+            _share_right(model, data, test))
         assert row["test_images"] == len(test) == 2
     summary, flipped = result["summary"][0], result["summary"][-1]
     assert summary["folds"] == 2 and summary["train_s"] == (240.0 + 120.0) / 2
